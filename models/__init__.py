@@ -1,0 +1,12 @@
+"""SQLAlchemy 2 typed models, the unit of work and the migrations."""
+from .base import Base, UTCDateTime, utcnow
+from .booking import ACTIVE_SESSION_STATES, Booking, Customer, Meeting, SagaStep, Session
+from .catalog import BookingPage, EventType, Owner
+from .messaging import Activity, OutboxEmail, Reminder, TaskOutbox
+from .money import LedgerEntry, Payment
+
+__all__ = [
+    "ACTIVE_SESSION_STATES", "Activity", "Base", "Booking", "BookingPage", "Customer", "EventType",
+    "LedgerEntry", "Meeting", "OutboxEmail", "Owner", "Payment", "Reminder", "SagaStep", "Session",
+    "TaskOutbox", "UTCDateTime", "utcnow",
+]

@@ -1,0 +1,85 @@
+"""Outboxes (emails, tasks) and the reminder schedule: work decided in a transaction, done after."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, utcnow
+
+
+class OutboxEmail(Base):
+    """An email written in the transaction that decided it, delivered after commit, once."""
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (Index("ix_outbox_emails_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[str | None] = mapped_column(ForeignKey("bookings.id"), default=None, index=True)
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    to_addr: Mapped[str] = mapped_column(String(320))
+    to_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(500))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    # [{"filename", "content_type", "content"}]; content is text (calendar files).
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
+    # pending | sending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TaskOutbox(Base):
+    """A Celery task to enqueue once the transaction that asked for it has committed."""
+
+    __tablename__ = "task_outbox"
+    __table_args__ = (Index("ix_task_outbox_pending", "dispatched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(120))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Reminder(Base):
+    """One reminder of one session for one recipient, due at `due_at` (UTC)."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("session_id", "before_minutes", "recipient", name="uq_reminders_session_offset"),
+        Index("ix_reminders_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"))
+    before_minutes: Mapped[int]
+    recipient: Mapped[str] = mapped_column(String(16), default="customer")  # customer | owner
+    due_at: Mapped[datetime]
+    # scheduled | sent | dropped (session cancelled) | skipped (already past when planned/too late)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Activity(Base):
+    """The append-only activity stream."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_booking", "booking_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    booking_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    actor: Mapped[str] = mapped_column(String(64), default="system")
+    action: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,65 @@
+"""The unit of work: one transaction that rolls back unless committed.
+
+Follow-up tasks asked for inside it are written to the task outbox in the same transaction and
+handed to the broker only after the commit, so a task never runs against data that was rolled
+back, and a task that was decided is never lost (a periodic sweep sends what a crash left).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session as OrmSession, sessionmaker
+
+from .messaging import Activity, TaskOutbox
+
+# Called after commit with the ids of the task-outbox rows written in the transaction.
+AfterCommit = Callable[[list[int]], None]
+
+
+class UnitOfWork:
+    """`with uow_factory() as uow: ...; uow.commit()` — leaving the block without commit rolls back."""
+
+    def __init__(self, session_factory: sessionmaker, after_commit: AfterCommit | None = None):
+        self._session_factory = session_factory
+        self._after_commit = after_commit
+        self.session: OrmSession | None = None
+        self._task_rows: list[TaskOutbox] = []
+        self.committed = False
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if not self.committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    # The ORM session, under a short name for the services.
+    @property
+    def db(self) -> OrmSession:
+        return self.session
+
+    def enqueue(self, task_name: str, **kwargs: Any) -> None:
+        """Ask for a task to run after this transaction commits."""
+        row = TaskOutbox(task_name=task_name, kwargs=kwargs)
+        self.session.add(row)
+        self._task_rows.append(row)
+
+    def record(self, action: str, *, booking_id: str | None = None, session_id: str | None = None,
+               actor: str = "system", **details: Any) -> None:
+        """Append an entry to the activity stream, in this transaction."""
+        self.session.add(Activity(action=action, booking_id=booking_id, session_id=session_id,
+                                  actor=actor, details=details))
+
+    def commit(self) -> None:
+        if self._task_rows:
+            self.session.flush()
+        ids = [row.id for row in self._task_rows]
+        self.session.commit()
+        self.committed = True
+        self._task_rows = []
+        if ids and self._after_commit is not None:
+            self._after_commit(ids)

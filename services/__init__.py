@@ -1,0 +1,1 @@
+"""The domain of sessionpack: rules, availability, booking, money, policies and integrations."""

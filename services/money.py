@@ -1,0 +1,67 @@
+"""Money in integer cents: parsing, formatting, the relative-cost allocation, percentages."""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from .errors import InvalidInput
+
+# ISO 4217 currencies without minor units (Stripe's zero-decimal list, the common ones).
+ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
+                "VND", "VUV", "XAF", "XOF", "XPF"}
+
+
+def minor_units(currency: str) -> int:
+    return 0 if currency.upper() in ZERO_DECIMAL else 2
+
+
+def parse_amount(text: str | int | float | Decimal, currency: str = "USD", *, field: str = "amount") -> int:
+    """'12.50' -> 1250. Refuses negatives, NaN and more decimals than the currency has."""
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("invalid_amount", f"{field} {text!r} is not a number; write it like 12.50")
+    if not value.is_finite() or value < 0:
+        raise InvalidInput("invalid_amount", f"{field} {text!r} must be zero or more, like 12.50")
+    digits = minor_units(currency)
+    scaled = value.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(
+            "invalid_amount",
+            f"{field} {text!r} has more than {digits} decimals for {currency}; round it to {digits}",
+        )
+    return int(scaled)
+
+
+def format_amount(cents: int, currency: str = "USD") -> str:
+    """1250 -> '12.50' (the contract's decimal string; no symbol)."""
+    digits = minor_units(currency)
+    if digits == 0:
+        return str(cents)
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def display_amount(cents: int, currency: str = "USD") -> str:
+    """For people: '$50.00', '€12.50', '3000 JPY'."""
+    symbols = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
+    symbol = symbols.get(currency.upper())
+    return f"{symbol}{format_amount(cents, currency)}" if symbol else f"{format_amount(cents, currency)} {currency.upper()}"
+
+
+def allocate(total_cents: int, parts: int) -> list[int]:
+    """Split a price into `parts` relative costs that add up to it exactly.
+
+    Largest remainder: every part gets total // parts and the first total % parts get one
+    cent more. 10000 / 3 -> [3334, 3333, 3333].
+    """
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    base, extra = divmod(total_cents, parts)
+    return [base + 1 if i < extra else base for i in range(parts)]
+
+
+def percent_of(cents: int, percent: int | float | Decimal) -> int:
+    """`percent` % of an amount, rounded half up to the cent, never more than the amount."""
+    value = (Decimal(cents) * Decimal(str(percent)) / Decimal(100)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return max(0, min(cents, int(value)))

@@ -1,0 +1,130 @@
+"""The one wiring function: settings -> engine -> services. Nothing connects at import time.
+
+`get_container()` builds the process-wide container on first use (the CLI and each worker
+process call it lazily); tests call `build_container(settings)` to get their own.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Callable
+
+from sqlalchemy import update
+from sqlalchemy.orm import sessionmaker
+
+from models import TaskOutbox
+from models.db import make_engine
+from models.uow import UnitOfWork
+
+from .settings import Settings
+
+log = logging.getLogger("sessionpack.wiring")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Container:
+    """Everything a service needs, built from settings. Integrations are built on first use."""
+
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=_utcnow)
+    celery_app: object | None = None
+
+    @cached_property
+    def engine(self):
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker:
+        return sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work whose follow-up tasks are sent to the broker after commit."""
+        return UnitOfWork(self.session_factory, after_commit=self.dispatch_tasks)
+
+    # -- integrations -------------------------------------------------------------------------
+    @cached_property
+    def conferencing(self) -> dict:
+        from services.conferencing import build_providers
+
+        return build_providers(self.settings)
+
+    @cached_property
+    def payments(self):
+        from services.stripe_gateway import StripeGateway
+
+        return StripeGateway(self.settings)
+
+    @cached_property
+    def email_sender(self):
+        from services.notifications.sender import build_sender
+
+        return build_sender(self.settings)
+
+    # -- the task outbox ------------------------------------------------------------------------
+    def dispatch_tasks(self, ids: list[int] | None = None, limit: int = 500) -> int:
+        """Send task-outbox rows to the broker: the given ids, or every pending one (the sweep).
+
+        A row is claimed (dispatched_at set) before it is sent and released if sending fails, so
+        a row is normally sent once; a rare double send is harmless because tasks are idempotent.
+        """
+        if self.celery_app is None:
+            return 0
+        sent = 0
+        with self.session_factory() as db:
+            query = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None))
+            if ids is not None:
+                query = query.filter(TaskOutbox.id.in_(ids))
+            rows = [(r.id, r.task_name, r.kwargs) for r in query.order_by(TaskOutbox.id).limit(limit)]
+            db.rollback()
+        for row_id, task_name, kwargs in rows:
+            with self.session_factory() as db:
+                claimed = db.execute(
+                    update(TaskOutbox)
+                    .where(TaskOutbox.id == row_id, TaskOutbox.dispatched_at.is_(None))
+                    .values(dispatched_at=self.clock())
+                ).rowcount
+                db.commit()
+            if not claimed:
+                continue
+            try:
+                self.celery_app.send_task(task_name, kwargs=kwargs)
+                sent += 1
+            except Exception as exc:  # broker down: leave it to the sweep
+                log.warning("could not enqueue %s: %s", task_name, exc)
+                with self.session_factory() as db:
+                    db.execute(update(TaskOutbox).where(TaskOutbox.id == row_id).values(dispatched_at=None))
+                    db.commit()
+        return sent
+
+
+def build_container(settings: Settings | None = None, **overrides) -> Container:
+    return Container(settings=settings or Settings.from_env(), **overrides)
+
+
+_container: Container | None = None
+_lock = threading.Lock()
+
+
+def get_container() -> Container:
+    """The process-wide container, built on first use."""
+    global _container
+    with _lock:
+        if _container is None:
+            from .app import app
+
+            _container = build_container(celery_app=app)
+        return _container
+
+
+def set_container(container: Container | None) -> None:
+    """Replace the process-wide container (tests, the demo)."""
+    global _container
+    with _lock:
+        _container = container
