@@ -33,10 +33,13 @@ class Booking(Base):
     # The saga's next step while pending: authorize | conferencing | capture | done | compensate
     saga_step: Mapped[str] = mapped_column(String(24), default="authorize")
     failure: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    page_slug: Mapped[str] = mapped_column(ForeignKey("booking_pages.slug"))
-    event_type_id: Mapped[int] = mapped_column(ForeignKey("event_types.id"))
-    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id"), index=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # The four references are empty only for a request refused before anything was held
+    # (unknown page, bad slots...): such a booking is `failed` and holds nothing.
+    page_slug: Mapped[str | None] = mapped_column(String(64), default=None)
+    event_type_id: Mapped[int | None] = mapped_column(ForeignKey("event_types.id"), default=None)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("owners.id"), default=None, index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), default=None)
+    event_type_slug: Mapped[str | None] = mapped_column(String(64), default=None)
     # The customer's details as given in this request (the customers row may change later).
     customer_name: Mapped[str] = mapped_column(String(200))
     customer_email: Mapped[str] = mapped_column(String(320))

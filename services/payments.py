@@ -59,6 +59,13 @@ class PaymentGateway(abc.ABC):
     def find_charge(self, booking_id: str, idempotency_key: str) -> MoneyMovement | None:
         """A PaymentIntent made earlier with this key (read from its metadata), or None."""
 
+    def find_authorization(self, booking_id: str, idempotency_key: str) -> Authorization | None:
+        """The authorization made earlier with this key, recovered from Stripe, or None."""
+        found = self.find_charge(booking_id, idempotency_key)
+        if found is None:
+            return None
+        return Authorization(intent_id=found.object_id, customer_id=None, status=found.status)
+
     @abc.abstractmethod
     def intent_summary(self, intent_id: str) -> dict:
         """For reconciliation: {"status", "amount_received", "refunds": [{"id", "amount", "status"}]}."""

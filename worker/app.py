@@ -40,10 +40,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "sessionpack.resume_stalled_bookings",
                 "schedule": settings.saga_stall_seconds,
             },
-            "expire-approval-requests": {
-                "task": "sessionpack.expire_approval_requests",
-                "schedule": 300.0,
-            },
         },
     )
     return app

@@ -40,7 +40,7 @@ class Settings:
     secret_key: str
     public_base_url: str = "http://localhost:8000"
     smtp_url: str | None = None
-    smtp_from: str = "sessionpack <no-reply@sessionpack.local>"
+    smtp_from: str = "sessionpack <no-reply@sessionpack.example.com>"
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     zoom_account_id: str | None = None
@@ -89,7 +89,7 @@ class Settings:
             secret_key=_secret_key(var_dir),
             public_base_url=(opt("PUBLIC_BASE_URL") or "http://localhost:8000").rstrip("/"),
             smtp_url=opt("SMTP_URL"),
-            smtp_from=opt("SMTP_FROM") or "sessionpack <no-reply@sessionpack.local>",
+            smtp_from=opt("SMTP_FROM") or "sessionpack <no-reply@sessionpack.example.com>",
             stripe_api_key=opt("STRIPE_API_KEY"),
             stripe_api_base=opt("STRIPE_API_BASE"),
             zoom_account_id=opt("ZOOM_ACCOUNT_ID"),

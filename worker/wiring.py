@@ -35,6 +35,8 @@ class Container:
     settings: Settings
     clock: Callable[[], datetime] = field(default=_utcnow)
     celery_app: object | None = None
+    # Extra busy times of an owner beside their sessions (their calendar), or None.
+    busy_source: Callable | None = None
 
     @cached_property
     def engine(self):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:52:05.527693
+Create Date: 2026-11-25
 """
 from alembic import op
 import sqlalchemy as sa
@@ -105,10 +105,11 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('saga_step', sa.String(length=24), nullable=False),
     sa.Column('failure', sa.JSON(), nullable=True),
-    sa.Column('page_slug', sa.String(length=64), nullable=False),
-    sa.Column('event_type_id', sa.Integer(), nullable=False),
-    sa.Column('owner_id', sa.String(length=64), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('page_slug', sa.String(length=64), nullable=True),
+    sa.Column('event_type_id', sa.Integer(), nullable=True),
+    sa.Column('owner_id', sa.String(length=64), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('event_type_slug', sa.String(length=64), nullable=True),
     sa.Column('customer_name', sa.String(length=200), nullable=False),
     sa.Column('customer_email', sa.String(length=320), nullable=False),
     sa.Column('customer_timezone', sa.String(length=64), nullable=False),
@@ -122,7 +123,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_bookings_customer_id_customers')),
     sa.ForeignKeyConstraint(['event_type_id'], ['event_types.id'], name=op.f('fk_bookings_event_type_id_event_types')),
     sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_bookings_owner_id_owners')),
-    sa.ForeignKeyConstraint(['page_slug'], ['booking_pages.slug'], name=op.f('fk_bookings_page_slug_booking_pages')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bookings')),
     sa.UniqueConstraint('request_id', name=op.f('uq_bookings_request_id'))
     )

@@ -1,0 +1,1 @@
+"""The booking workflow: request validation, the hold, the saga steps and their compensations."""

@@ -1,0 +1,125 @@
+"""What a booking looks like from outside: the contract's booking object (`show`) and the
+`BookingView` that emails and calendar files are rendered from."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as Db
+
+from models import Activity, Booking, LedgerEntry, Meeting, Owner
+from ..availability import to_utc_iso
+from ..money import format_amount
+from ..notifications.views import BookingView, MeetingView, PolicyView, SessionView
+from ..tokens import make_token
+
+PUBLIC_SESSION_STATUS = {"held": "pending", "confirmed": "confirmed", "cancelled": "cancelled", "released": "cancelled"}
+
+
+def manage_url(settings, session_id: str) -> str:
+    return f"{settings.public_base_url}/manage/{make_token(settings.secret_key, session_id)}"
+
+
+def ledger_totals(db: Db, booking_id: str) -> dict[str, int]:
+    """Succeeded money movements by kind, in cents: {'capture': .., 'fee': .., 'refund': ..}."""
+    rows = db.execute(
+        select(LedgerEntry.kind, func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+        .where(LedgerEntry.booking_id == booking_id, LedgerEntry.status == "succeeded")
+        .group_by(LedgerEntry.kind)
+    )
+    totals = {"capture": 0, "fee": 0, "refund": 0}
+    totals.update({kind: int(amount) for kind, amount in rows})
+    return totals
+
+
+def _meetings(db: Db, booking: Booking) -> dict[str, Meeting]:
+    ids = [s.id for s in booking.sessions]
+    if not ids:
+        return {}
+    rows = db.execute(select(Meeting).where(Meeting.session_id.in_(ids), Meeting.status == "active")).scalars()
+    return {m.session_id: m for m in rows}
+
+
+def policy_view(terms: dict[str, Any]) -> PolicyView:
+    cancel = terms.get("policies", {}).get("cancel", {})
+    reschedule = terms.get("policies", {}).get("reschedule", {})
+    return PolicyView(
+        cancel_allowed=bool(cancel.get("allowed", True)),
+        cancel_min_notice_hours=float(cancel.get("min_notice_hours", 0)),
+        refund_percent=float(cancel.get("refund_percent", 100)),
+        reschedule_allowed=bool(reschedule.get("allowed", True)),
+        reschedule_min_notice_hours=float(reschedule.get("min_notice_hours", 0)),
+        fee_percent=float(reschedule.get("fee_percent", 0)),
+    )
+
+
+def booking_view(db: Db, booking: Booking, settings) -> BookingView:
+    """The rendering view of a booking, with every session and its live meeting."""
+    meetings = _meetings(db, booking)
+    totals = ledger_totals(db, booking.id)
+    terms = booking.terms or {}
+    owner = db.get(Owner, booking.owner_id) if booking.owner_id else None
+    sessions = []
+    for s in booking.sessions:
+        url = manage_url(settings, s.id)
+        m = meetings.get(s.id)
+        sessions.append(SessionView(
+            id=s.id, number=s.number, status=s.status, start=s.start_at, end=s.end_at,
+            relative_cost_cents=s.relative_cost_cents, uid=s.uid, sequence=s.sequence,
+            manage_url=url, conferencing_info_url=f"{url}/conferencing",
+            meeting=MeetingView(provider=m.provider, join_url=m.join_url, meeting_id=m.external_id,
+                                password=m.password, dial_in=m.dial_in, host_url=m.host_url) if m else None,
+        ))
+    return BookingView(
+        id=booking.id, status=booking.status,
+        event_name=terms.get("event_name", ""), page_name=terms.get("page_name", ""),
+        duration_minutes=int(terms.get("duration_minutes", 0)),
+        sessions_per_booking=len(booking.sessions) or int(terms.get("sessions_per_booking", 0)),
+        customer_name=booking.customer_name, customer_email=booking.customer_email,
+        customer_timezone=booking.customer_timezone,
+        owner_name=owner.name if owner else terms.get("owner_name", ""),
+        owner_email=owner.email if owner else terms.get("owner_email", ""),
+        owner_timezone=owner.timezone if owner else terms.get("owner_timezone", "UTC"),
+        currency=booking.currency, price_cents=booking.price_cents,
+        paid_cents=totals["capture"], refunded_cents=totals["refund"], fees_cents=totals["fee"],
+        policies=policy_view(terms), sessions=sessions, failure=booking.failure,
+    )
+
+
+def activity_entry(a: Activity) -> dict[str, Any]:
+    return {"at": to_utc_iso(a.at), "actor": a.actor, "action": a.action, "booking_id": a.booking_id,
+            "session_id": a.session_id, "details": a.details or {}}
+
+
+def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
+    """The contract's booking object (`sessionpack show`)."""
+    meetings = _meetings(db, booking)
+    totals = ledger_totals(db, booking.id)
+    cur = booking.currency
+    sessions = []
+    for s in booking.sessions:
+        url = manage_url(settings, s.id)
+        m = meetings.get(s.id)
+        sessions.append({
+            "id": s.id, "number": s.number, "status": PUBLIC_SESSION_STATUS.get(s.status, s.status),
+            "start": to_utc_iso(s.start_at), "end": to_utc_iso(s.end_at),
+            "relative_cost": format_amount(s.relative_cost_cents, cur),
+            "conferencing": ({"provider": m.provider, "meeting_id": m.external_id, "join_url": m.join_url,
+                              "password": m.password} if m else None),
+            "manage_url": url, "conferencing_info_url": f"{url}/conferencing",
+        })
+    activity = db.execute(
+        select(Activity).where(Activity.booking_id == booking.id).order_by(Activity.id.desc())
+    ).scalars()
+    return {
+        "id": booking.id, "request_id": booking.request_id, "status": booking.status,
+        "failure": booking.failure, "booking_page": booking.page_slug,
+        "event_type": booking.event_type_slug or None,
+        "customer": {"name": booking.customer_name, "email": booking.customer_email,
+                     "timezone": booking.customer_timezone},
+        "price": format_amount(booking.price_cents, cur), "currency": cur,
+        "paid": format_amount(totals["capture"], cur),
+        "refunded": format_amount(totals["refund"], cur), "fees": format_amount(totals["fee"], cur),
+        "sessions": sessions,
+        "activity": [{k: v for k, v in activity_entry(a).items() if k != "booking_id"} for a in activity],
+    }

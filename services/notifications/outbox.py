@@ -1,0 +1,114 @@
+"""The email outbox: rows written in the deciding transaction, delivered after commit, once.
+
+Delivery claims a row (pending -> sending) with a conditional UPDATE before sending, so two
+dispatchers or a redelivered task never send one row twice; a row left in `sending` by a
+worker that died is retried by the sweep after `stale_after`.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import or_, select, update
+
+from models import OutboxEmail
+
+from ..errors import PermanentError
+
+log = logging.getLogger("sessionpack.outbox")
+SEND_TASK = "sessionpack.send_emails"
+MAX_ATTEMPTS = 8
+
+
+def queue_emails(uow, specs: Iterable, booking_id: str | None = None) -> list[int]:
+    """Write each composed email as an outbox row (skipping message ids already there) and ask
+    for delivery after commit. Returns the new row ids."""
+    db = uow.db
+    rows = []
+    for spec in specs:
+        exists = db.execute(select(OutboxEmail.id).where(OutboxEmail.message_id == spec.message_id)).first()
+        if exists:
+            continue
+        row = OutboxEmail(
+            message_id=spec.message_id, kind=spec.kind, booking_id=booking_id,
+            session_id=spec.session_id, to_addr=spec.to_addr, to_name=spec.to_name or "",
+            subject=spec.subject, text_body=spec.text, html_body=spec.html,
+            attachments=list(spec.attachments or []),
+        )
+        db.add(row)
+        rows.append(row)
+    if not rows:
+        return []
+    db.flush()
+    ids = [r.id for r in rows]
+    uow.enqueue(SEND_TASK, ids=ids)
+    return ids
+
+
+def _spec_of(row: OutboxEmail):
+    from .compose import EmailMessageSpec
+
+    return EmailMessageSpec(kind=row.kind, to_addr=row.to_addr, to_name=row.to_name, subject=row.subject,
+                            text=row.text_body, html=row.html_body, attachments=row.attachments or [],
+                            message_id=row.message_id, session_id=row.session_id)
+
+
+def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
+            stale_after: timedelta = timedelta(minutes=10)) -> dict[str, int]:
+    """Send pending rows (the given ids, or every due one). Returns counts by outcome.
+
+    Transient failures put the row back with exponential backoff; a permanent refusal or
+    too many attempts marks it failed (visible in `doctor`)."""
+    now = container.clock()
+    factory = container.session_factory
+    with factory() as db:
+        query = select(OutboxEmail.id).where(
+            or_(
+                (OutboxEmail.status == "pending") & (OutboxEmail.next_attempt_at <= now),
+                (OutboxEmail.status == "sending") & (OutboxEmail.next_attempt_at <= now - stale_after),
+            )
+        )
+        if ids is not None:
+            query = query.where(OutboxEmail.id.in_(ids))
+        candidates = [i for (i,) in db.execute(query.order_by(OutboxEmail.id).limit(limit))]
+        db.rollback()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for row_id in candidates:
+        with factory() as db:
+            claimed = db.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == row_id, OutboxEmail.status.in_(("pending", "sending")),
+                       OutboxEmail.next_attempt_at <= now)
+                .values(status="sending", next_attempt_at=now, attempts=OutboxEmail.attempts + 1)
+            ).rowcount
+            db.commit()
+            if not claimed:
+                continue
+            row = db.get(OutboxEmail, row_id)
+            try:
+                container.email_sender.send(_spec_of(row), container.settings.smtp_from)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
+                permanent = isinstance(exc, PermanentError) or row.attempts >= MAX_ATTEMPTS
+                row.status = "failed" if permanent else "pending"
+                row.last_error = str(exc)[:2000]
+                backoff = min(3600, 5 * 2 ** row.attempts) * (0.5 + random.random())
+                row.next_attempt_at = now + timedelta(seconds=backoff)
+                counts["failed" if permanent else "retry"] += 1
+                log.warning("email %s not sent (attempt %s): %s", row.kind, row.attempts, exc)
+            else:
+                row.status, row.sent_at, row.last_error = "sent", container.clock(), None
+                counts["sent"] += 1
+            db.commit()
+    return counts
+
+
+def backlog(db, now: datetime) -> dict[str, int]:
+    """For `doctor`: pending rows, rows overdue by more than five minutes, failed rows."""
+    pending = db.query(OutboxEmail).filter(OutboxEmail.status.in_(("pending", "sending"))).count()
+    overdue = db.query(OutboxEmail).filter(
+        OutboxEmail.status.in_(("pending", "sending")), OutboxEmail.created_at < now - timedelta(minutes=5)
+    ).count()
+    failed = db.query(OutboxEmail).filter(OutboxEmail.status == "failed").count()
+    return {"pending": pending, "overdue": overdue, "failed": failed}

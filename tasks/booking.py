@@ -1,0 +1,44 @@
+"""The booking saga's tasks. Each carries the booking id in its arguments, so an operator can
+follow one booking through the chain in Flower."""
+from __future__ import annotations
+
+from services.booking import workflow
+from worker.app import app
+
+from .base import container, retry_transient, run_saga_step
+
+SAGA_TASK = dict(bind=True, acks_late=True, max_retries=None)
+
+
+@app.task(name="sessionpack.submit_booking", **SAGA_TASK)
+def submit_booking(self, request: dict) -> str | None:
+    """Validate the request and hold all its slots (or record why not); the saga goes on from there."""
+    return retry_transient(self, workflow.submit_booking, container(), request)
+
+
+@app.task(name="sessionpack.authorize_payment", **SAGA_TASK)
+def authorize_payment(self, booking_id: str) -> None:
+    run_saga_step(self, "authorize", booking_id, workflow.authorize_payment)
+
+
+@app.task(name="sessionpack.provision_conferencing", **SAGA_TASK)
+def provision_conferencing(self, booking_id: str) -> None:
+    run_saga_step(self, "conferencing", booking_id, workflow.provision_conferencing)
+
+
+@app.task(name="sessionpack.capture_payment", **SAGA_TASK)
+def capture_payment(self, booking_id: str) -> None:
+    run_saga_step(self, "capture", booking_id, workflow.capture_payment)
+
+
+@app.task(name="sessionpack.compensate_booking", **SAGA_TASK)
+def compensate_booking(self, booking_id: str) -> None:
+    # Compensation must finish: it retries transient failures for as long as it takes.
+    try:
+        workflow.compensate_booking(container(), booking_id)
+    except Exception as exc:  # noqa: BLE001
+        from .base import backoff, is_transient
+
+        if is_transient(exc):
+            raise self.retry(exc=exc, countdown=backoff(min(self.request.retries, 6)), max_retries=50)
+        raise

@@ -1,0 +1,34 @@
+"""Delivery and periodic tasks: the email outbox, reminders, sweeps of what a crash left."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from services.booking import workflow
+from services.notifications import outbox, reminders
+from worker.app import app
+
+from .base import container, retry_transient
+
+
+@app.task(name="sessionpack.send_emails", bind=True, acks_late=True)
+def send_emails(self, ids: list[int] | None = None) -> dict:
+    return retry_transient(self, outbox.deliver, container(), ids)
+
+
+@app.task(name="sessionpack.send_due_reminders", bind=True, acks_late=True)
+def send_due_reminders(self) -> dict:
+    return retry_transient(self, reminders.send_due, container())
+
+
+@app.task(name="sessionpack.sweep_outboxes", bind=True, acks_late=True)
+def sweep_outboxes(self) -> dict:
+    c = container()
+    tasks = c.dispatch_tasks(ids=None)
+    emails = outbox.deliver(c, None)
+    return {"tasks": tasks, **emails}
+
+
+@app.task(name="sessionpack.resume_stalled_bookings", bind=True, acks_late=True)
+def resume_stalled_bookings(self) -> int:
+    c = container()
+    return workflow.resume_stalled(c, timedelta(seconds=c.settings.saga_stall_seconds))

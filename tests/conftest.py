@@ -1,0 +1,80 @@
+"""Fixtures for every suite: settings in a temporary ./var, and a migrated database on the
+embedded SQLite default or on PostgreSQL (`db_backend` runs a test on both)."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.support import Clock, PostgresDatabase, truncate_all
+
+
+def pytest_configure(config):
+    os.environ.setdefault("SESSIONPACK_VAR_DIR", "/tmp/sessionpack-pytest-var")
+
+
+@pytest.fixture(scope="session")
+def postgres_db():
+    from tests.servers import ensure_postgres
+    from models.db import make_engine, migrate
+
+    ensure_postgres()
+    db = PostgresDatabase()
+    engine = make_engine(db.url)
+    migrate(engine)
+    engine.dispose()
+    yield db
+    db.drop()
+
+
+def make_settings(tmp_path, database_url: str, **overrides):
+    from worker.settings import Settings
+
+    var = tmp_path / "var"
+    var.mkdir(exist_ok=True)
+    base = dict(var_dir=var, database_url=database_url, broker_url=f"sqla+sqlite:///{var / 'broker.db'}",
+                secret_key="test-secret-key-0123456789abcdef", public_base_url="https://book.example.com")
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_backend(request):
+    return request.param
+
+
+@pytest.fixture
+def clock():
+    return Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def container(request, tmp_path, clock):
+    """A migrated database and a container on it. Uses `db_backend` when the test asks for
+    both databases, the embedded SQLite default otherwise."""
+    from models.db import migrate
+    from worker.wiring import build_container
+
+    backend = request.getfixturevalue("db_backend") if "db_backend" in request.fixturenames else "sqlite"
+    if backend == "postgres":
+        pg = request.getfixturevalue("postgres_db")
+        settings = make_settings(tmp_path, pg.url)
+    else:
+        settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'var' / 'sessionpack.db'}")
+    c = build_container(settings, clock=clock)
+    if backend == "postgres":
+        truncate_all(c.engine)
+    else:
+        migrate(c.engine)
+    yield c
+    c.engine.dispose()
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    """Environment for running the CLI as a subprocess on the embedded defaults in tmp_path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "STRIPE_", "SMTP_"))}
+    env["SESSIONPACK_VAR_DIR"] = str(tmp_path / "var")
+    env["SECRET_KEY"] = "test-secret-key-0123456789abcdef"
+    return env

@@ -1,0 +1,170 @@
+"""Test helpers shared by the suites: databases, containers, and driving the saga in-process."""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, text, update
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def example_config() -> dict:
+    return json.loads((FIXTURES / "example_config.json").read_text())
+
+
+class PostgresDatabase:
+    """A database of our own for one test run, dropped at the end (never a shared state)."""
+
+    def __init__(self) -> None:
+        self.name = f"sp_test_{secrets.token_hex(4)}"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        admin.dispose()
+
+    def drop(self) -> None:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def truncate_all(engine) -> None:
+    from models import Base
+
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+class Clock:
+    """An injectable clock the tests move by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def local(day: str, hhmm: str, zone: str = "America/New_York") -> datetime:
+    """A wall-clock time in a zone, as aware UTC."""
+    naive = datetime.fromisoformat(f"{day}T{hhmm}")
+    return naive.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def apply_config(container, data: dict) -> dict:
+    from services.config import apply_config as apply
+
+    with container.uow() as uow:
+        counts = apply(uow, data)
+        uow.commit()
+    return counts
+
+
+def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:
+    """Run the task outbox in-process, in order, until it is empty: the saga's logic without
+    Celery (queue behaviour itself is tested with a real worker elsewhere)."""
+    from models import TaskOutbox
+    from services.booking import workflow
+    from services.notifications import outbox
+
+    steps = {
+        "sessionpack.authorize_payment": ("authorize", workflow.authorize_payment),
+        "sessionpack.provision_conferencing": ("conferencing", workflow.provision_conferencing),
+        "sessionpack.capture_payment": ("capture", workflow.capture_payment),
+    }
+    ran = []
+    for _ in range(max_rounds):
+        with container.session_factory() as db:
+            row = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None)).order_by(TaskOutbox.id).first()
+            if row is None:
+                return ran
+            name, kwargs = row.task_name, dict(row.kwargs)
+            db.execute(update(TaskOutbox).where(TaskOutbox.id == row.id).values(dispatched_at=container.clock()))
+            db.commit()
+        ran.append(name)
+        if on_task:
+            on_task(name, kwargs)
+        if name in steps:
+            step, fn = steps[name]
+            try:
+                fn(container, kwargs["booking_id"])
+            except Exception as exc:  # the task's decision: permanent or out of retries -> fail
+                workflow.fail_booking(container, kwargs["booking_id"], step, exc)
+        elif name == "sessionpack.compensate_booking":
+            workflow.compensate_booking(container, kwargs["booking_id"])
+        elif name == "sessionpack.send_emails":
+            outbox.deliver(container, kwargs.get("ids"))
+        else:
+            extra = getattr(container, "test_task_handlers", {}).get(name)
+            if extra is None:
+                raise AssertionError(f"drain() does not know task {name}")
+            extra(container, **kwargs)
+    raise AssertionError("task outbox did not drain")
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def package_config(n: int = 3, *, price: str | None = None, provider: str = "builtin", slug: str = "pkg",
+                   cancel: dict | None = None, reschedule: dict | None = None, reminders: list | None = None,
+                   min_notice_minutes: int = 60, buffer_after_minutes: int = 0, zone: str = "America/New_York") -> dict:
+    """A page `coach` with one event type of `n` sessions, open 08:00-20:00 every day."""
+    et = {
+        "slug": slug, "name": f"Coaching, {n} sessions", "duration_minutes": 60,
+        "scheduling": {"sessions_per_booking": n, "min_notice_minutes": min_notice_minutes,
+                       "buffer_after_minutes": buffer_after_minutes, "slot_interval_minutes": 30},
+        "conferencing": {"provider": provider},
+        "policies": {"cancel": cancel or {"allowed": True, "min_notice_hours": 24, "refund_percent": 50},
+                     "reschedule": reschedule or {"allowed": True, "min_notice_hours": 24, "fee_percent": 10}},
+        "reminders": reminders if reminders is not None else [{"before_minutes": 1440}, {"before_minutes": 60}],
+    }
+    if price is not None:
+        et["payment"] = {"price": price, "currency": "USD"}
+    return {
+        "owners": [{"id": "kim", "name": "Kim Coach", "email": "kim@example.com", "timezone": zone}],
+        "booking_pages": [{
+            "slug": "coach", "owner": "kim", "name": "Coaching with Kim", "timezone": zone,
+            "availability": {"weekly": {d: [["08:00", "20:00"]] for d in WEEKDAYS}},
+            "event_types": [et],
+        }],
+    }
+
+
+def daily_slots(first_day: datetime, n: int, hhmm: str = "10:00", zone: str = "America/New_York") -> list[str]:
+    """n slots at the same wall time on consecutive days from first_day (a date in `zone`)."""
+    day = first_day.date() if isinstance(first_day, datetime) else first_day
+    return [iso(local((day + timedelta(days=i)).isoformat(), hhmm, zone)) for i in range(n)]
+
+
+def booking_request(slots: list[str], *, request_id: str | None = None, event_type: str = "pkg",
+                    payment_method: str | None = None, email: str = "sam@example.org", name: str = "Sam Lee") -> dict:
+    req = {
+        "request_id": request_id or f"req-{secrets.token_hex(6)}",
+        "booking_page": "coach", "event_type": event_type,
+        "customer": {"name": name, "email": email, "timezone": "Europe/Berlin"},
+        "slots": slots,
+    }
+    if payment_method:
+        req["payment_method"] = payment_method
+    return req
