@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..availability import Interval, block_of, blocks_overlap, check_slot, parse_instant, to_utc_iso
 from ..errors import InvalidInput, OperationFailed
-from ..scheduling import BusySource, Offering, owner_busy, resolve_offering, slot_rules
+from ..scheduling import BusySource, Offering, owner_busy, resolve_offering, session_busy, slot_rules
 
 MAX_SESSIONS = 20
 
@@ -94,6 +94,7 @@ class BookingPlan:
     starts: list[datetime]  # sorted, UTC
     blocks: list[Interval]
     duration: timedelta
+    owner_id: str  # kept apart from `offering`, whose rows expire when a transaction rolls back
 
 
 def check_against_catalog(db, request: BookingRequest, starts: Sequence[datetime]) -> Offering:
@@ -131,12 +132,12 @@ def plan_booking(db, request: BookingRequest, starts: Sequence[datetime], *, now
     for start in ordered:
         check_slot(rules, start, now=now, busy=busy)
     return BookingPlan(request=request, offering=offering, starts=ordered, blocks=blocks,
-                       duration=timedelta(minutes=rules.duration_minutes))
+                       duration=timedelta(minutes=rules.duration_minutes), owner_id=offering.owner.id)
 
 
 def conflicting_slot(db, plan: BookingPlan) -> str:
     """After the database refused the hold: name the first slot that is now taken."""
-    busy = owner_busy(db, plan.offering.owner, plan.blocks[0][0], plan.blocks[-1][1])
+    busy = session_busy(db, plan.owner_id, plan.blocks[0][0], plan.blocks[-1][1])
     for start, block in zip(plan.starts, plan.blocks):
         if any(blocks_overlap(block, b) for b in busy):
             return to_utc_iso(start)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Booking, Customer, LedgerEntry, Meeting, Payment, SagaStep, Session
+from models import Booking, Customer, LedgerEntry, Meeting, Payment, SagaStep, Session, utcnow
 from ..availability import to_utc_iso
 from ..conferencing.base import MeetingRequest
 from ..errors import InvalidInput, OperationFailed, PermanentError, ServiceError
@@ -103,8 +103,8 @@ def submit_booking(c, data: Any) -> str | None:
         except ServiceError as exc:
             uow.db.rollback()
             return record_rejected(c, data, exc)
-        _hold(uow, plan, booking_id)
         try:
+            _hold(uow, plan, booking_id)
             uow.commit()
             return booking_id
         except IntegrityError:
@@ -135,20 +135,27 @@ def _terms(plan: BookingPlan) -> dict[str, Any]:
     }
 
 
+def _upsert_customer(db, customer) -> int:
+    """One customers row per email, updated with the latest details. An atomic upsert, because
+    two bookings of one customer may be held at the same moment."""
+    if db.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = {"email": customer.email, "name": customer.name, "timezone": customer.timezone}
+    db.execute(insert(Customer).values(**values, updated_at=utcnow()).on_conflict_do_update(
+        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": utcnow()}))
+    return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
+
+
 def _hold(uow, plan: BookingPlan, booking_id: str) -> Booking:
     db, request, et = uow.db, plan.request, plan.offering.event_type
-    customer = db.execute(select(Customer).where(Customer.email == request.customer.email)).scalar_one_or_none()
-    if customer is None:
-        customer = Customer(email=request.customer.email, name=request.customer.name, timezone=request.customer.timezone)
-        db.add(customer)
-    else:
-        customer.name, customer.timezone = request.customer.name, request.customer.timezone
-    db.flush()
+    customer_id = _upsert_customer(db, request.customer)
     price = et.price_cents or 0
     booking = Booking(
         id=booking_id, request_id=request.request_id, status="pending", saga_step="authorize",
         page_slug=plan.offering.page.slug, event_type_id=et.id, event_type_slug=et.slug or None,
-        owner_id=plan.offering.owner.id, customer_id=customer.id,
+        owner_id=plan.offering.owner.id, customer_id=customer_id,
         customer_name=request.customer.name, customer_email=request.customer.email,
         customer_timezone=request.customer.timezone, price_cents=price, currency=et.currency or "USD",
         payment_method=request.payment_method, terms=_terms(plan),
@@ -211,7 +218,6 @@ def authorize_payment(c, booking_id: str) -> None:
         if booking is None:
             return
         payment = uow.db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one_or_none()
-        retried = payment is not None
         if payment is None:
             payment = Payment(booking_id=booking_id, amount_cents=booking.price_cents, currency=booking.currency,
                               payment_method=booking.payment_method, status="authorizing")
@@ -221,12 +227,11 @@ def authorize_payment(c, booking_id: str) -> None:
         amount, currency, method, email = booking.price_cents, booking.currency, booking.payment_method, booking.customer_email
         intent_id = payment.intent_id
 
-    key = _key(booking_id, "authorize")
     if intent_id is None:
-        # A retry may follow a call that reached Stripe but was never recorded here.
-        found = c.payments.find_authorization(booking_id, key) if retried else None
-        auth = found or c.payments.authorize(amount_cents=amount, currency=currency, payment_method=method,
-                                             email=email, booking_id=booking_id, idempotency_key=key)
+        # The gateway recovers an authorization that reached Stripe before a crash (by the key in
+        # its metadata), so a retried step never authorizes twice.
+        auth = c.payments.authorize(amount_cents=amount, currency=currency, payment_method=method,
+                                    email=email, booking_id=booking_id, idempotency_key=_key(booking_id, "authorize"))
     with c.uow() as uow:
         booking = _load_at_step(uow, booking_id, "authorize")
         if booking is None:
