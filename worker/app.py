@@ -23,7 +23,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # Redis gives an unacknowledged task back after this long (a worker that died). The SQLite
+        # transport hands its options to create_engine, so it gets none.
+        broker_transport_options=(
+            {"visibility_timeout": settings.broker_visibility_timeout}
+            if settings.broker_url.startswith(("redis", "rediss")) else {}
+        ),
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,

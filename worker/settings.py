@@ -59,6 +59,7 @@ class Settings:
     approval_expiry_hours: float = 72.0
     calendar_busy_cache_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
+    broker_visibility_timeout: float = 600.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -108,4 +109,5 @@ class Settings:
             approval_expiry_hours=num("APPROVAL_EXPIRY_HOURS", 72.0),
             calendar_busy_cache_seconds=num("CALENDAR_BUSY_CACHE_SECONDS", 60.0),
             http_timeout_seconds=num("HTTP_TIMEOUT_SECONDS", 10.0),
+            broker_visibility_timeout=num("BROKER_VISIBILITY_TIMEOUT", 600.0),
         )
