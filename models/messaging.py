@@ -23,6 +23,7 @@ class OutboxEmail(Base):
     session_id: Mapped[str | None] = mapped_column(String(40), default=None)
     to_addr: Mapped[str] = mapped_column(String(320))
     to_name: Mapped[str] = mapped_column(String(200), default="")
+    reply_to: Mapped[str | None] = mapped_column(String(320), default=None)
     subject: Mapped[str] = mapped_column(String(500))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)

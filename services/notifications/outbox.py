@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 
 from models import OutboxEmail
 
-from ..errors import PermanentError
+from ..errors import InvalidInput, PermanentError
 
 log = logging.getLogger("sessionpack.outbox")
 SEND_TASK = "sessionpack.send_emails"
@@ -33,7 +33,7 @@ def queue_emails(uow, specs: Iterable, booking_id: str | None = None) -> list[in
             continue
         row = OutboxEmail(
             message_id=spec.message_id, kind=spec.kind, booking_id=booking_id,
-            session_id=spec.session_id, to_addr=spec.to_addr, to_name=spec.to_name or "",
+            session_id=spec.session_id, to_addr=spec.to_addr, to_name=spec.to_name or "", reply_to=spec.reply_to,
             subject=spec.subject, text_body=spec.text, html_body=spec.html,
             attachments=list(spec.attachments or []),
         )
@@ -52,7 +52,7 @@ def _spec_of(row: OutboxEmail):
 
     return EmailMessageSpec(kind=row.kind, to_addr=row.to_addr, to_name=row.to_name, subject=row.subject,
                             text=row.text_body, html=row.html_body, attachments=row.attachments or [],
-                            message_id=row.message_id, session_id=row.session_id)
+                            message_id=row.message_id, session_id=row.session_id, reply_to=row.reply_to)
 
 
 def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
@@ -90,7 +90,8 @@ def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
             try:
                 container.email_sender.send(_spec_of(row), container.settings.smtp_from)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
-                permanent = isinstance(exc, PermanentError) or row.attempts >= MAX_ATTEMPTS
+                # A refused recipient or an invalid address will not get better by retrying.
+                permanent = isinstance(exc, (PermanentError, InvalidInput)) or row.attempts >= MAX_ATTEMPTS
                 row.status = "failed" if permanent else "pending"
                 row.last_error = str(exc)[:2000]
                 backoff = min(3600, 5 * 2 ** row.attempts) * (0.5 + random.random())

@@ -139,6 +139,7 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=40), nullable=True),
     sa.Column('to_addr', sa.String(length=320), nullable=False),
     sa.Column('to_name', sa.String(length=200), nullable=False),
+    sa.Column('reply_to', sa.String(length=320), nullable=True),
     sa.Column('subject', sa.String(length=500), nullable=False),
     sa.Column('text_body', sa.Text(), nullable=False),
     sa.Column('html_body', sa.Text(), nullable=False),

@@ -1,0 +1,1 @@
+"""Emails (Jinja2 templates), calendar files (icalendar), the outbox and the reminder schedule."""
