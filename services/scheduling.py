@@ -17,6 +17,7 @@ from models import ACTIVE_SESSION_STATES, BookingPage, EventType, Owner, Session
 
 from .availability import Interval, SlotRules, free_slots, to_utc_iso
 from .errors import InvalidInput, NotFound
+from .limits import filter_full
 
 # Extra busy times for an owner (e.g. their CalDAV calendar): (owner, start, end) -> intervals.
 BusySource = Callable[[Owner, datetime, datetime], Sequence[Interval]]
@@ -120,4 +121,5 @@ def list_slots(db: Db, target: str, from_text: str, to_text: str, tz: str | None
     rules = slot_rules(offering.page, offering.event_type)
     busy = owner_busy(db, offering.owner, start - timedelta(days=1), end + timedelta(days=1), extra=extra_busy)
     slots = free_slots(rules, start, end, now=now, busy=busy)
+    slots = filter_full(db, offering.event_type, offering.owner.timezone, slots)
     return [to_utc_iso(s) for s in slots]

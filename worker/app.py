@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from . import logging as _json_logs  # noqa: F401  (connects the JSON log format to Celery's signals)
 from .settings import Settings
 
 
@@ -40,6 +41,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "sweep-outboxes": {
                 "task": "sessionpack.sweep_outboxes",
                 "schedule": settings.outbox_sweep_seconds,
+            },
+            "expire-approval-requests": {
+                "task": "sessionpack.expire_approval_requests",
+                "schedule": 300.0,
             },
             "resume-stalled-bookings": {
                 "task": "sessionpack.resume_stalled_bookings",

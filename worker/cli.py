@@ -221,5 +221,10 @@ def activity(booking_id: str | None, limit: int) -> None:
         emit({"activity": [activity_entry(a) for a in db.execute(query).scalars()]})
 
 
+from worker.cli_approval import register as _register_approval  # noqa: E402
+
+_register_approval(main)
+from worker.cli_lifecycle import register as _register_lifecycle; _register_lifecycle(main)  # noqa: E402,E702
+
 if __name__ == "__main__":  # pragma: no cover
     main()

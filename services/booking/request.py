@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..availability import Interval, block_of, blocks_overlap, check_slot, parse_instant, to_utc_iso
 from ..errors import InvalidInput, OperationFailed
+from ..limits import check_limits
 from ..scheduling import BusySource, Offering, owner_busy, resolve_offering, session_busy, slot_rules
 
 MAX_SESSIONS = 20
@@ -131,6 +132,7 @@ def plan_booking(db, request: BookingRequest, starts: Sequence[datetime], *, now
     busy = owner_busy(db, offering.owner, blocks[0][0] - timedelta(days=1), blocks[-1][1] + timedelta(days=1), extra=extra_busy)
     for start in ordered:
         check_slot(rules, start, now=now, busy=busy)
+        check_limits(db, offering.event_type, offering.owner.timezone, start)
     return BookingPlan(request=request, offering=offering, starts=ordered, blocks=blocks,
                        duration=timedelta(minutes=rules.duration_minutes), owner_id=offering.owner.id)
 

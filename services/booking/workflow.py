@@ -35,6 +35,7 @@ TASK_FOR_STEP = {
     "compensate": "sessionpack.compensate_booking",
 }
 STEP_ORDER = ("authorize", "conferencing", "capture")
+DEFAULT_APPROVAL_EXPIRY_HOURS = 72.0
 
 
 def _key(booking_id: str, step: str) -> str:
@@ -104,7 +105,7 @@ def submit_booking(c, data: Any) -> str | None:
             uow.db.rollback()
             return record_rejected(c, data, exc)
         try:
-            _hold(uow, plan, booking_id)
+            _hold(c, uow, plan, booking_id)
             uow.commit()
             return booking_id
         except IntegrityError:
@@ -148,7 +149,7 @@ def _upsert_customer(db, customer) -> int:
     return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
 
 
-def _hold(uow, plan: BookingPlan, booking_id: str) -> Booking:
+def _hold(c, uow, plan: BookingPlan, booking_id: str) -> Booking:
     db, request, et = uow.db, plan.request, plan.offering.event_type
     customer_id = _upsert_customer(db, request.customer)
     price = et.price_cents or 0
@@ -175,9 +176,24 @@ def _hold(uow, plan: BookingPlan, booking_id: str) -> Booking:
         uow.record("session.held", booking_id=booking_id, session_id=session_id, number=number, start=to_utc_iso(start))
     db.flush()  # PostgreSQL checks the exclusion constraint here
     _mark_step(db, booking_id, "hold", "done")
+    if et.booking_mode == "manual":
+        _await_approval(uow, booking, c.clock(), c.settings)
+        return booking
     booking.saga_step = _next_step(booking, None)
     uow.enqueue(TASK_FOR_STEP[booking.saga_step], booking_id=booking_id)
     return booking
+
+
+def _await_approval(uow, booking: Booking, now, settings) -> None:
+    """Manual mode: the slot stays held until the owner decides or the request expires."""
+    from ..notifications import compose
+
+    hours = booking.terms.get("approval_expiry_hours") or DEFAULT_APPROVAL_EXPIRY_HOURS
+    booking.status, booking.saga_step = "awaiting_approval", "approval"
+    booking.expires_at = now + timedelta(hours=float(hours))
+    uow.record("booking.awaiting_approval", booking_id=booking.id, expires_at=to_utc_iso(booking.expires_at))
+    uow.db.flush()
+    queue_emails(uow, compose.approval_requested(booking_view(uow.db, booking, settings)), booking_id=booking.id)
 
 
 def record_rejected(c, data: dict, exc: ServiceError) -> str:
@@ -456,6 +472,71 @@ def compensate_booking(c, booking_id: str) -> None:
         uow.db.flush()
         queue_emails(uow, compose.booking_failed(booking_view(uow.db, booking, c.settings)), booking_id=booking_id)
         uow.commit()
+
+
+# -- manual booking mode: approve, decline, expire ------------------------------------------------
+
+
+def approve_booking(c, booking_id: str, actor: str = "admin") -> str:
+    """Run the rest of the workflow for a request awaiting approval. Idempotent: approving a
+    booking that is already on its way or confirmed changes nothing."""
+    with c.uow() as uow:
+        booking = _awaiting(uow, booking_id, allow=("pending", "confirmed"))
+        if booking.status != "awaiting_approval":
+            return booking.status
+        booking.status, booking.expires_at = "pending", None
+        _mark_step(uow.db, booking_id, "approval", "done")
+        uow.record("booking.approved", booking_id=booking_id, actor=actor)
+        booking.saga_step = _next_step(booking, None)
+        uow.enqueue(TASK_FOR_STEP[booking.saga_step], booking_id=booking_id)
+        uow.commit()
+        return "pending"
+
+
+def decline_booking(c, booking_id: str, reason: str | None = None, actor: str = "admin",
+                    code: str = "declined") -> str:
+    """Release a request's slot and tell the customer. Idempotent for a booking already declined."""
+    from ..notifications import compose
+
+    with c.uow() as uow:
+        booking = _awaiting(uow, booking_id, allow=("cancelled",))
+        if booking.status != "awaiting_approval":
+            return booking.status
+        for s in booking.sessions:
+            s.status, s.cancelled_at, s.cancel_reason = "cancelled", c.clock(), reason
+        message = reason or ("the request expired before the owner decided" if code == "approval_expired"
+                             else "the owner declined the request")
+        booking.status, booking.saga_step, booking.expires_at = "cancelled", "done", None
+        booking.failure = {"step": "approval", "code": code, "message": message}
+        _mark_step(uow.db, booking_id, "approval", "failed", booking.failure)
+        uow.record("booking.declined", booking_id=booking_id, actor=actor, code=code, reason=reason)
+        uow.db.flush()
+        view = booking_view(uow.db, booking, c.settings)
+        queue_emails(uow, compose.booking_declined(view, message), booking_id=booking_id)
+        uow.commit()
+        return "cancelled"
+
+
+def _awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
+    from ..errors import NotFound
+
+    booking = uow.db.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id")
+    if booking.status != "awaiting_approval" and booking.status not in allow:
+        raise OperationFailed("not_awaiting_approval",
+                              f"booking {booking_id} is {booking.status}, not awaiting approval; only requests made in manual booking mode can be approved or declined")
+    return booking
+
+
+def expire_approval_requests(c) -> int:
+    """Decline every request whose approval window has passed (a beat task)."""
+    with c.session_factory() as db:
+        due = [b for (b,) in db.execute(select(Booking.id).where(
+            Booking.status == "awaiting_approval", Booking.expires_at <= c.clock()))]
+    for booking_id in due:
+        decline_booking(c, booking_id, actor="system", code="approval_expired")
+    return len(due)
 
 
 def resume_stalled(c, older_than: timedelta) -> int:

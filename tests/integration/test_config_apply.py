@@ -50,7 +50,10 @@ def test_removed_event_types_are_deactivated_not_deleted(container):
 
 
 def run_cli(args, env, cwd):
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    from pathlib import Path
+
+    sessionpack = Path(sys.executable).parent / "sessionpack"
+    proc = subprocess.run([str(sessionpack), *args], capture_output=True, text=True, env=env, cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.conferencing.http import RetryPolicy
 from worker.settings import Settings
 
@@ -18,3 +20,25 @@ def base_settings(**overrides) -> Settings:
     )
     fields.update(overrides)
     return Settings(**fields)
+
+
+def peer_fixture(peer_class):
+    """A `peer` fixture: a started `peer_class`, stopped after the test. Assign it in a test module
+    as `peer = peer_fixture(ZoomPeer)`; fixtures are not shared through a conftest here."""
+
+    @pytest.fixture
+    def peer():
+        with peer_class() as running:
+            yield running
+
+    return peer
+
+
+def adapter_fixture(provider_class, name: str):
+    """A fixture named `name`: `provider_class` pointed at the test's `peer`, with FAST_RETRY."""
+
+    @pytest.fixture(name=name)
+    def adapter(peer):
+        return provider_class(peer.settings(), retry=FAST_RETRY)
+
+    return adapter

@@ -1,0 +1,61 @@
+"""`sessionpack approve` and `sessionpack decline`: the owner's decision on a manual-mode request."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from services.errors import InvalidInput
+
+from .cli import _wait_for, container, emit, ensure_schema, reporting, say
+
+
+def _check_awaiting(c, booking_id: str) -> None:
+    """Refuse synchronously what the task would refuse: unknown ids, bookings not awaiting."""
+    from services.booking.workflow import _awaiting
+
+    with c.uow() as uow:
+        _awaiting(uow, booking_id, allow=())
+
+
+def _require_admin(admin: bool) -> None:
+    if not admin:
+        raise InvalidInput("admin_required", "only the booking page administrator decides requests; add --admin")
+
+
+def register(main: click.Group) -> None:
+    @main.command()
+    @click.argument("booking_id")
+    @click.option("--admin", is_flag=True, help="act as the booking page administrator")
+    @click.option("--wait", type=float, default=None, help="wait up to SECONDS for the booking to be confirmed")
+    @reporting
+    def approve(booking_id: str, admin: bool, wait: float | None) -> None:
+        """Approve a booking made in manual booking mode; the workflow then runs to confirmation."""
+        _require_admin(admin)
+        c = container()
+        ensure_schema(c)
+        _check_awaiting(c, booking_id)
+        c.celery_app.send_task("sessionpack.approve_booking", kwargs={"booking_id": booking_id})
+        if wait is None:
+            emit({"booking_id": booking_id, "status": "approving"})
+            return
+        result = _wait_for(c, booking_id, wait, lambda b: b.status not in ("awaiting_approval", "pending"))
+        if result is None:
+            say(f"booking {booking_id} is not confirmed after {wait:g}s; check with `sessionpack show {booking_id}`")
+            sys.exit(1)
+        emit(result)
+        sys.exit(0 if result["status"] == "confirmed" else 1)
+
+    @main.command()
+    @click.argument("booking_id")
+    @click.option("--admin", is_flag=True, help="act as the booking page administrator")
+    @click.option("--reason", default=None, help="told to the customer")
+    @reporting
+    def decline(booking_id: str, admin: bool, reason: str | None) -> None:
+        """Decline a booking made in manual booking mode: its slot is released, the customer told."""
+        _require_admin(admin)
+        c = container()
+        ensure_schema(c)
+        _check_awaiting(c, booking_id)
+        c.celery_app.send_task("sessionpack.decline_booking", kwargs={"booking_id": booking_id, "reason": reason})
+        emit({"booking_id": booking_id, "status": "declining"})
