@@ -1,0 +1,29 @@
+"""Session lifecycle and money after booking: cancel and reschedule sessions under the booking's
+policies, manual refunds, and reconciliation of the ledger with Stripe.
+
+Modules: `policy` (pure rules), `access` (tokens and admin), `changes` (a request as one
+idempotent change), `ledger` (refunds and fees), `cancel`, `reschedule`, `manual`, `reconcile`.
+The CLI calls the `preview_*` functions to refuse early and then enqueues the public task; the
+tasks call the functions below, which check everything again and apply the change.
+"""
+from .access import authorize_sessions
+from .cancel import cancel_sessions, finish_cancellation, preview_cancel
+from .changes import FINISH_CANCELLATION, MOVE_MEETING, SEND_REFUNDS, Outcome, change_outcome, money_pending
+from .ledger import money_position, send_refund, send_refunds
+from .manual import preview_refund, refund_booking
+from .reconcile import reconcile
+from .reschedule import move_meeting, preview_reschedule, reschedule_session
+
+# The internal tasks' bodies by task name, each fn(container, **kwargs) (tasks/lifecycle.py; tests
+# hand them to `drain()` as `container.test_task_handlers`).
+TASK_HANDLERS = {
+    FINISH_CANCELLATION: finish_cancellation,
+    SEND_REFUNDS: send_refunds,
+    MOVE_MEETING: move_meeting,
+}
+
+__all__ = [
+    "TASK_HANDLERS", "Outcome", "authorize_sessions", "cancel_sessions", "change_outcome", "finish_cancellation",
+    "money_pending", "money_position", "move_meeting", "preview_cancel", "preview_refund", "preview_reschedule",
+    "reconcile", "refund_booking", "reschedule_session", "send_refund", "send_refunds",
+]

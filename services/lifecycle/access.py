@@ -1,0 +1,131 @@
+"""Who may act on which sessions: customer manage tokens or the booking page administrator.
+
+Tokens are checked before anything is read, so a request without a genuine token learns
+nothing about the sessions it names (not even whether they exist). Tokens are never logged,
+stored, or repeated in an error message.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as Db
+
+from models import Booking, Session
+
+from ..errors import InvalidInput, NotFound, OperationFailed
+from ..tokens import token_session_id
+
+MAX_SESSIONS_PER_CHANGE = 20
+PAST_TENSE = {"cancel": "cancelled", "reschedule": "rescheduled"}
+
+
+def actor_of(admin: bool) -> str:
+    """The activity stream's name for who acted."""
+    return "admin" if admin else "customer"
+
+
+def _check_request(session_ids: Sequence[str], tokens: Sequence[str] | None, admin: bool) -> list[str]:
+    if isinstance(session_ids, str):
+        session_ids = [session_ids]
+    ids = list(session_ids or [])
+    if not ids or not all(isinstance(s, str) and s for s in ids):
+        raise InvalidInput("session_ids_required", "name at least one session id (ss_...), as shown by `sessionpack show`")
+    if len(ids) > MAX_SESSIONS_PER_CHANGE:
+        raise InvalidInput("too_many_sessions", f"at most {MAX_SESSIONS_PER_CHANGE} sessions at a time, not {len(ids)}")
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("duplicate_session", "a session id is named twice; name each session once")
+    if admin and tokens:
+        raise InvalidInput("conflicting_authorization", "give either --token (customer) or --admin, not both")
+    if not admin and not tokens:
+        raise InvalidInput("authorization_required",
+                           "give the customer's manage token of each session (--token) or act as --admin")
+    return ids
+
+
+def verify_tokens(secret_key: str, session_ids: Sequence[str], tokens: Sequence[str]) -> None:
+    """Each token must be genuine and made for the session at the same position."""
+    if isinstance(tokens, str):
+        tokens = [tokens]
+    if len(tokens) != len(session_ids):
+        raise InvalidInput(
+            "token_count_mismatch",
+            f"{len(session_ids)} session(s) but {len(tokens)} token(s): give one --token per session, "
+            f"in the same order as the session ids",
+        )
+    for position, (session_id, token) in enumerate(zip(session_ids, tokens), start=1):
+        if token_session_id(secret_key, token) != session_id:
+            # Forged, tampered, or a genuine token of another session (swapped): all the same here.
+            raise OperationFailed(
+                "invalid_token",
+                f"token {position} is not the manage token of session {session_id}; use the token from "
+                f"that session's own manage link (each session has its own)",
+            )
+
+
+def booking_of(db: Db, session_ids: Sequence[str]) -> str | None:
+    """The booking of the first named session that exists (no authorization: for bookkeeping)."""
+    ids = [session_ids] if isinstance(session_ids, str) else list(session_ids or [])
+    if not ids:
+        return None
+    return db.execute(select(Session.booking_id).where(Session.id.in_(ids)).limit(1)).scalar_one_or_none()
+
+
+def lock_booking(db: Db, booking_id: str) -> Booking:
+    """The booking, locked for this transaction (PostgreSQL: FOR UPDATE; SQLite already holds
+    its single write lock from BEGIN IMMEDIATE), with its sessions freshly read, so two changes
+    of one booking decide one after the other on what the first one left."""
+    booking = db.execute(
+        select(Booking).where(Booking.id == booking_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if booking is None:
+        raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id (`sessionpack show`)")
+    db.refresh(booking, ["sessions"])
+    return booking
+
+
+def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens: Sequence[str] | None = None,
+                    admin: bool = False, *, action: str = "cancel", lock: bool = False) -> tuple[Booking, list[Session]]:
+    """`authorize_sessions` inside a caller's transaction; `lock` takes the booking's row lock."""
+    ids = _check_request(session_ids, tokens, admin)
+    if not admin:
+        verify_tokens(secret_key, ids, tokens)
+    found = dict(db.execute(select(Session.id, Session.booking_id).where(Session.id.in_(ids))).all())
+    missing = [s for s in ids if s not in found]
+    if missing:
+        raise NotFound("unknown_session", f"session {missing[0]!r} does not exist; check the id (`sessionpack show BOOKING_ID`)")
+    booking_ids = set(found.values())
+    if len(booking_ids) > 1:
+        raise InvalidInput("sessions_span_bookings",
+                           f"the sessions belong to {len(booking_ids)} different bookings; act on one booking at a time")
+    booking_id = booking_ids.pop()
+    booking = lock_booking(db, booking_id) if lock else db.get(Booking, booking_id)
+    by_id = {s.id: s for s in booking.sessions}
+    sessions = [by_id[s] for s in ids]
+    for s in sessions:
+        if s.status == "cancelled":
+            raise OperationFailed(
+                "session_already_cancelled",
+                f"session {s.id} (number {s.number}) is already cancelled, so it cannot be {PAST_TENSE[action]}; "
+                f"nothing was changed and no money moved",
+            )
+        if s.status != "confirmed":
+            raise OperationFailed(
+                "session_not_confirmed",
+                f"session {s.id} is not confirmed (the booking is {booking.status}); only sessions of a "
+                f"confirmed booking can be {PAST_TENSE[action]}",
+            )
+    return booking, sessions
+
+
+def authorize_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None = None,
+                       admin: bool = False) -> tuple[Booking, list[Session]]:
+    """The booking and the named sessions (in the order given) when the caller may act on them.
+
+    All sessions must belong to one booking and be confirmed. A customer gives one manage token
+    per session, in the same order; the administrator (`admin=True`) gives none. Raises
+    InvalidInput (bad request, `sessions_span_bookings`), NotFound (`unknown_session`) or
+    OperationFailed (`invalid_token`, `session_already_cancelled`, `session_not_confirmed`).
+    """
+    with c.session_factory() as db:
+        return load_authorized(db, c.settings.secret_key, session_ids, tokens, admin)
