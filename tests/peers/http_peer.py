@@ -141,6 +141,11 @@ class HttpPeer:
         """Handle the next `times` (matching) requests, then answer 200 with broken JSON."""
         self._add(_Fault("malformed", times, match))
 
+    def clear_faults(self) -> None:
+        """Answer normally from now on."""
+        with self._lock:
+            self._faults.clear()
+
     def _add(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
