@@ -45,6 +45,8 @@ class LedgerEntry(Base):
     # pending | succeeded | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     stripe_object_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # For a refund: the PaymentIntent it draws on (so a stuck one can be sent again by the sweep).
+    target_id: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     actor: Mapped[str] = mapped_column(String(64), default="system")
     reason: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.booking import workflow
+from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
 from services.notifications import outbox, reminders
 from worker.app import app
 
@@ -26,6 +27,11 @@ def sweep_outboxes(self) -> dict:
     tasks = c.dispatch_tasks(ids=None)
     emails = outbox.deliver(c, None)
     return {"tasks": tasks, **emails}
+
+
+@app.task(name="sessionpack.resend_stale_refunds", bind=True, acks_late=True)
+def resend_stale_refunds(self) -> int:
+    return retry_transient(self, resend_refunds, container(), timedelta(minutes=10))
 
 
 @app.task(name="sessionpack.resume_stalled_bookings", bind=True, acks_late=True)

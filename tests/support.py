@@ -81,6 +81,14 @@ def apply_config(container, data: dict) -> dict:
     return counts
 
 
+def _default_handlers() -> dict[str, Callable]:
+    """The bodies of the tasks after the saga: lifecycle follow-ups and calendar sync."""
+    from services import lifecycle
+    from services.calendar import SYNC_CALENDAR, sync_booking
+
+    return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: sync_booking}
+
+
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:
     """Run the task outbox in-process, in order, until it is empty: the saga's logic without
     Celery (queue behaviour itself is tested with a real worker elsewhere)."""
@@ -116,7 +124,7 @@ def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> 
         elif name == "sessionpack.send_emails":
             outbox.deliver(container, kwargs.get("ids"))
         else:
-            extra = getattr(container, "test_task_handlers", {}).get(name)
+            extra = {**_default_handlers(), **getattr(container, "test_task_handlers", {})}.get(name)
             if extra is None:
                 raise AssertionError(f"drain() does not know task {name}")
             extra(container, **kwargs)

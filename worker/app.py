@@ -46,6 +46,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "sessionpack.expire_approval_requests",
                 "schedule": 300.0,
             },
+            "resend-stale-refunds": {
+                "task": "sessionpack.resend_stale_refunds",
+                "schedule": 300.0,
+            },
             "resume-stalled-bookings": {
                 "task": "sessionpack.resume_stalled_bookings",
                 "schedule": settings.saga_stall_seconds,

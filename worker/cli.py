@@ -225,6 +225,7 @@ from worker.cli_approval import register as _register_approval  # noqa: E402
 
 _register_approval(main)
 from worker.cli_lifecycle import register as _register_lifecycle; _register_lifecycle(main)  # noqa: E402,E702
+from worker.cli_ops import register as _register_ops; _register_ops(main)  # noqa: E402,E702
 
 if __name__ == "__main__":  # pragma: no cover
     main()

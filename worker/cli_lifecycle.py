@@ -26,8 +26,11 @@ def _send_and_report(c, task_name: str, kwargs: dict, queued: dict, wait: float 
 
     from services.lifecycle import change_outcome, money_pending
 
+    from services.tokens import redact
+
     task_id = str(uuid.uuid4())
-    c.celery_app.send_task(task_name, kwargs=kwargs, task_id=task_id)
+    # kwargsrepr is what Celery shows in logs, events and Flower: the tokens are hidden there.
+    c.celery_app.send_task(task_name, kwargs=kwargs, task_id=task_id, kwargsrepr=redact(repr(kwargs)))
     queued = {**queued, "status": "queued", "task_id": task_id}
     if wait is None:
         emit(queued)

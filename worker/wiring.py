@@ -107,7 +107,13 @@ class Container:
 
 
 def build_container(settings: Settings | None = None, **overrides) -> Container:
-    return Container(settings=settings or Settings.from_env(), **overrides)
+    settings = settings or Settings.from_env()
+    if "busy_source" not in overrides:
+        # Owners' calendars count as busy time; owners without one cost no I/O.
+        from services.calendar import build_busy_source
+
+        overrides["busy_source"] = build_busy_source(settings)
+    return Container(settings=settings, **overrides)
 
 
 _container: Container | None = None

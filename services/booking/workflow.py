@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Customer, LedgerEntry, Meeting, Payment, SagaStep, Session, utcnow
 from ..availability import to_utc_iso
+from ..calendar import SYNC_CALENDAR
 from ..conferencing.base import MeetingRequest
 from ..errors import InvalidInput, OperationFailed, PermanentError, ServiceError
-from ..money import allocate
+from ..money import allocate, format_amount
 from ..notifications.outbox import queue_emails
 from ..notifications.reminders import plan_reminders
 from .ids import booking_id_for, calendar_uid, new_session_id
@@ -256,7 +257,8 @@ def authorize_payment(c, booking_id: str) -> None:
         if payment.intent_id is None:
             payment.intent_id, payment.stripe_customer_id = auth.intent_id, auth.customer_id
         payment.status = "authorized"
-        uow.record("payment.authorized", booking_id=booking_id, amount=amount, currency=currency, intent=payment.intent_id)
+        uow.record("payment.authorized", booking_id=booking_id, amount=format_amount(amount, currency), currency=currency,
+                   intent=payment.intent_id)
         _advance(uow, booking, "authorize")
         uow.commit()
 
@@ -377,7 +379,8 @@ def confirm_booking(c, booking_id: str, movement=None) -> None:
             entry.status, entry.stripe_object_id = "succeeded", movement.object_id
             payment = db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one()
             payment.status = "captured"
-            uow.record("payment.captured", booking_id=booking_id, amount=booking.price_cents, currency=booking.currency)
+            uow.record("payment.captured", booking_id=booking_id, amount=format_amount(booking.price_cents, booking.currency),
+                       currency=booking.currency)
         for s in booking.sessions:
             s.status = "confirmed"
         booking.status, booking.saga_step = "confirmed", "done"
@@ -391,6 +394,7 @@ def confirm_booking(c, booking_id: str, movement=None) -> None:
         view = booking_view(db, booking, c.settings)
         queue_emails(uow, compose.booking_confirmed(view), booking_id=booking_id)
         plan_reminders(db, booking, booking.sessions, now=c.clock())
+        uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
         uow.commit()
 
 

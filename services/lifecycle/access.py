@@ -18,6 +18,8 @@ from ..tokens import token_session_id
 
 MAX_SESSIONS_PER_CHANGE = 20
 PAST_TENSE = {"cancel": "cancelled", "reschedule": "rescheduled"}
+# What an already cancelled session cannot be, by action.
+AFTER_CANCEL = {"cancel": "cancelled twice", "reschedule": "rescheduled"}
 
 
 def actor_of(admin: bool) -> str:
@@ -85,8 +87,9 @@ def lock_booking(db: Db, booking_id: str) -> Booking:
 
 
 def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens: Sequence[str] | None = None,
-                    admin: bool = False, *, action: str = "cancel", lock: bool = False) -> tuple[Booking, list[Session]]:
-    """`authorize_sessions` inside a caller's transaction; `lock` takes the booking's row lock."""
+                    admin: bool = False, *, action: str = "cancel") -> tuple[Booking, list[Session]]:
+    """`authorize_sessions` inside a caller's transaction (which locks the booking first when it
+    is going to change it: `changes.begin_change`)."""
     ids = _check_request(session_ids, tokens, admin)
     if not admin:
         verify_tokens(secret_key, ids, tokens)
@@ -99,14 +102,14 @@ def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens:
         raise InvalidInput("sessions_span_bookings",
                            f"the sessions belong to {len(booking_ids)} different bookings; act on one booking at a time")
     booking_id = booking_ids.pop()
-    booking = lock_booking(db, booking_id) if lock else db.get(Booking, booking_id)
+    booking = db.get(Booking, booking_id)
     by_id = {s.id: s for s in booking.sessions}
     sessions = [by_id[s] for s in ids]
     for s in sessions:
         if s.status == "cancelled":
             raise OperationFailed(
                 "session_already_cancelled",
-                f"session {s.id} (number {s.number}) is already cancelled, so it cannot be {PAST_TENSE[action]}; "
+                f"session {s.id} (number {s.number}) is already cancelled, so it cannot be {AFTER_CANCEL[action]}; "
                 f"nothing was changed and no money moved",
             )
         if s.status != "confirmed":

@@ -7,6 +7,7 @@ reached Stripe before a crash is first looked for (`find_refund`, `find_charge`)
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -89,7 +90,7 @@ def plan_refund(uow, booking: Booking, amount: int, change_key: str, *, actor: s
         key = refund_key(booking.id, change_key, number)
         uow.db.add(LedgerEntry(booking_id=booking.id, session_id=session_id, kind="refund", amount_cents=cents,
                                currency=booking.currency, status="pending", idempotency_key=key,
-                               actor=actor, reason=reason))
+                               actor=actor, reason=reason, target_id=intent_id))
         parts.append({"key": key, "intent_id": intent_id})
     uow.record("refund.requested", booking_id=booking.id, session_id=session_id, actor=actor,
                amount=format_amount(amount, booking.currency), currency=booking.currency, reason=reason,
@@ -169,6 +170,22 @@ def _notify_refund(c, booking_id: str, keys: list[str], change_key: str, reason:
         queue_emails(uow, compose.refund_issued(view, sum(e.amount_cents for e in entries), change_key, reason=reason),
                      booking_id=booking_id)
         uow.commit()
+
+
+def resend_stale_refunds(c, older_than: timedelta) -> int:
+    """The sweep: send again every refund still pending after `older_than` (its task gave up or
+    was lost). `send_refund` finds one that reached Stripe, so nothing is refunded twice."""
+    cutoff = c.clock() - older_than
+    with c.session_factory() as db:
+        stale = db.execute(select(LedgerEntry.idempotency_key, LedgerEntry.target_id).where(
+            LedgerEntry.kind == "refund", LedgerEntry.status == "pending", LedgerEntry.target_id.is_not(None),
+            LedgerEntry.updated_at < cutoff)).all()
+    for key, intent_id in stale:
+        try:
+            send_refund(c, key, intent_id)
+        except PermanentError:
+            pass  # recorded as failed by send_refund
+    return len(stale)
 
 
 def enqueue_refund(uow, booking_id: str, parts: list[dict], **extra) -> None:

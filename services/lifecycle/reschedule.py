@@ -26,6 +26,7 @@ from ..notifications import compose
 from ..notifications.outbox import queue_emails
 from ..notifications.reminders import replan_reminders
 from ..scheduling import owner_busy
+from ..calendar import SYNC_CALENDAR
 from . import policy
 from .access import actor_of, load_authorized
 from .cancel import session_label
@@ -150,6 +151,7 @@ def _apply(uow, c, plan: ReschedulePlan, *, actor: str, fee: int, change_key: st
     queue_emails(uow, compose.session_rescheduled(view, s.id, old_start, old_end, fee, change_key),
                  booking_id=booking.id)
     uow.enqueue(MOVE_MEETING, booking_id=booking.id, session_id=s.id)
+    uow.enqueue(SYNC_CALENDAR, booking_id=booking.id)
     return {"booking_id": booking.id, "session_id": s.id, "start": to_utc_iso(s.start_at), "fee_cents": fee,
             "change_key": change_key, "replayed": False}
 
@@ -175,4 +177,6 @@ def move_meeting(c, booking_id: str, session_id: str) -> None:
             row.dial_in, row.host_url = details.dial_in, details.host_url
         uow.record("meeting.moved", booking_id=booking_id, session_id=session_id, provider=provider_name,
                    meeting_id=row.external_id, start=to_utc_iso(request.start))
+        if details is not None:  # new join or host links must reach the owner's calendar event
+            uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
         uow.commit()

@@ -218,6 +218,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('stripe_object_id', sa.String(length=200), nullable=True),
+    sa.Column('target_id', sa.String(length=200), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=True),

@@ -1,0 +1,20 @@
+"""Owners' calendars: every session written into the owner's CalDAV calendar (moved on
+reschedule, deleted on cancel), and the calendar's busy times kept out of availability.
+
+- `sync_booking(c, booking_id)`: the `sessionpack.sync_calendar` task's work;
+- `build_busy_source(settings)`: the container's `busy_source`;
+- `check_calendars(c)`: the `sessionpack doctor` entries.
+"""
+from __future__ import annotations
+
+SYNC_CALENDAR = "sessionpack.sync_calendar"  # the task that brings a booking's events up to date
+
+from .base import CalendarConnection, CalendarSync, connection_for
+from .busy import CaldavBusySource, build_busy_source
+from .doctor import check_calendars
+from .sync import calendar_for, sync_booking
+
+__all__ = [
+    "SYNC_CALENDAR", "CaldavBusySource", "CalendarConnection", "CalendarSync", "build_busy_source", "calendar_for",
+    "check_calendars", "connection_for", "sync_booking",
+]

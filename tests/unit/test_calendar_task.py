@@ -1,0 +1,43 @@
+"""The sync_calendar task's retry decision (its body is `sync_booking`, tested against Radicale)."""
+import pytest
+
+import tasks.calendar as task_module
+from services.errors import PermanentError, TransientError
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    made = []
+    monkeypatch.setattr(task_module, "container", lambda: "container")
+    monkeypatch.setattr(task_module, "backoff", lambda *a, **k: 0)
+    return made
+
+
+def error_name(result) -> str:
+    # Celery wraps our errors (their constructor takes a code and a message) when it stores them.
+    return getattr(result.result, "exc_cls_name", type(result.result).__name__)
+
+
+def failing(calls, exc):
+    def sync_booking(c, booking_id):
+        calls.append(booking_id)
+        raise exc
+    return sync_booking
+
+
+def test_transient_failures_retry_many_times_then_give_up(calls, monkeypatch):
+    monkeypatch.setattr(task_module, "sync_booking", failing(calls, TransientError("calendar_unavailable", "down")))
+    result = task_module.sync_calendar.apply(args=["bk_1"])
+    assert result.failed() and error_name(result) == "TransientError"
+    assert len(calls) == task_module.SYNC_MAX_RETRIES + 1
+
+
+def test_permanent_failures_are_not_retried(calls, monkeypatch):
+    monkeypatch.setattr(task_module, "sync_booking", failing(calls, PermanentError("calendar_auth_failed", "no")))
+    result = task_module.sync_calendar.apply(args=["bk_1"])
+    assert result.failed() and error_name(result) == "PermanentError" and calls == ["bk_1"]
+
+
+def test_success_returns_what_was_written(calls, monkeypatch):
+    monkeypatch.setattr(task_module, "sync_booking", lambda c, booking_id: {"written": [1], "deleted": []})
+    assert task_module.sync_calendar.apply(args=["bk_1"]).result == {"written": [1], "deleted": []}

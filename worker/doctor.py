@@ -1,0 +1,200 @@
+"""`sessionpack doctor`: is everything this service needs there and healthy?
+
+Each check answers `Check(name, ok, detail)` and never raises: a failure is a check that is not
+ok, with a detail that says what is wrong and what to do. A check that depends on the database
+is reported as not ok (unknown) when the database is not usable. Optional integrations that
+are not configured are ok: they are simply not used.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Callable
+
+# How long the broker and PostgreSQL may take to answer before doctor calls them unreachable.
+CONNECT_TIMEOUT_SECONDS = 5
+# A task-outbox row normally leaves within milliseconds of its commit; a minute means stuck.
+TASK_OUTBOX_GRACE = timedelta(minutes=1)
+PROVIDER_SETTINGS = {
+    "zoom": "ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET",
+    "webex": "WEBEX_TOKEN",
+    "gotomeeting": "GOTO_TOKEN",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason: our errors' message, else the exception's first line."""
+    message = getattr(exc, "message", None) or str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return " ".join(message.split())[:400]
+
+
+def _run(name: str, check: Callable[[], tuple[bool, str]], redact: Callable[[str], str],
+         hint: str | None = None) -> Check:
+    """Run one check; an exception is a failed check whose detail is the reason (and the hint)."""
+    try:
+        ok, detail = check()
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding, not a crash
+        ok, detail = False, _describe(exc) + (f"; {hint}" if hint else "")
+    return Check(name, ok, redact(detail))
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+
+def database(c) -> tuple[bool, str]:
+    from models.db import schema_status
+
+    current, head = schema_status(c.engine)
+    if current != head:
+        return False, (f"reachable, but the schema is at {current or 'nothing'} and the code needs {head}; "
+                       "run `sessionpack migrate`")
+    return True, f"reachable, schema at head ({head})"
+
+
+def queue_length(broker_url: str, queue: str = "celery") -> int:
+    """Connect to the broker once (no retry loop) and read a queue's length by declaring it,
+    as any worker would. Raises the transport's error when the broker cannot be reached."""
+    from kombu import Connection
+
+    with Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, interval_max=1,
+                               timeout=CONNECT_TIMEOUT_SECONDS)
+        with conn.channel() as channel:
+            return channel.queue_declare(queue=queue).message_count
+
+
+def default_queue(c) -> str:
+    return c.celery_app.conf.task_default_queue if c.celery_app is not None else "celery"
+
+
+def broker(c) -> tuple[bool, str]:
+    queue = default_queue(c)
+    waiting = queue_length(c.settings.broker_url, queue)
+    return True, f"reachable at {c.settings.broker_url}; {waiting} message(s) waiting in queue {queue!r}"
+
+
+def task_outbox(c) -> tuple[bool, str]:
+    from models import TaskOutbox
+
+    with c.session_factory() as db:
+        stuck = db.query(TaskOutbox).filter(
+            TaskOutbox.dispatched_at.is_(None), TaskOutbox.created_at < c.clock() - TASK_OUTBOX_GRACE
+        ).count()
+    if stuck:
+        return False, (f"{stuck} task(s) waiting more than a minute to be enqueued; check the broker, "
+                       "and that beat runs (its sweep-outboxes task enqueues them)")
+    return True, "nothing waiting"
+
+
+def email_outbox(c) -> tuple[bool, str]:
+    from services.notifications.outbox import backlog
+
+    with c.session_factory() as db:
+        counts = backlog(db, c.clock())
+    detail = f"{counts['pending']} pending, {counts['overdue']} overdue (over 5 minutes), {counts['failed']} failed"
+    if counts["failed"]:
+        return False, detail + "; failed emails keep their error in outbox_emails.last_error"
+    if counts["overdue"]:
+        return False, detail + "; check the email check below, the worker and beat"
+    return True, detail
+
+
+def reminders(c) -> tuple[bool, str]:
+    from services.notifications.reminders import overdue_count
+
+    with c.session_factory() as db:
+        late = overdue_count(db, c.clock())
+    if late:
+        return False, f"{late} reminder(s) due more than 5 minutes ago and not sent; check that beat runs"
+    return True, "none overdue"
+
+
+def email(c) -> tuple[bool, str]:
+    c.email_sender.check()
+    if c.settings.smtp_url:
+        return True, f"{c.email_sender!r} answered NOOP"
+    return True, f"SMTP_URL not set: emails are written to {c.settings.outbox_dir}, which is writable"
+
+
+def stripe(c) -> tuple[bool, str]:
+    if not c.settings.stripe_api_key:
+        return True, "not configured (STRIPE_API_KEY unset): event types with a price cannot be booked"
+    c.payments.check()
+    return True, f"{c.settings.stripe_api_base or 'https://api.stripe.com'} accepted the key"
+
+
+def conferencing_provider(provider) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        provider.check()
+        return True, "no API to call (unique room links)" if provider.name == "builtin" else "credentials work"
+
+    return check
+
+
+def providers_in_use(c) -> set[str]:
+    """Conferencing providers named by active event types (pages without event types included)."""
+    from sqlalchemy import select
+
+    from models.catalog import EventType
+
+    with c.session_factory() as db:
+        rows = db.execute(select(EventType.conferencing_provider).where(EventType.active.is_(True)).distinct())
+        return {name for (name,) in rows if name and name != "none"}
+
+
+def providers_configured(c, configured: set[str]) -> tuple[bool, str]:
+    """A provider that event types use but that has no credentials fails every such booking."""
+    used = providers_in_use(c)
+    missing = sorted(used - configured)
+    if missing:
+        return False, "; ".join(f"event types use {name}, but it is not configured: set "
+                                f"{PROVIDER_SETTINGS.get(name, 'its settings')}" for name in missing)
+    return True, f"every provider event types use is configured ({', '.join(sorted(used)) or 'none used'})"
+
+
+# -- all together --------------------------------------------------------------------------------
+
+
+def run_checks(c) -> list[Check]:
+    """Every check, in the order an operator would fix things."""
+    from .logging import Redactor
+
+    # libpq's own connect timeout: a PostgreSQL host that drops packets must not hang doctor.
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_SECONDS))
+    redact = Redactor.from_settings(c.settings)
+    checks = [
+        _run("database", lambda: database(c), redact, "check DATABASE_URL and that the database server runs"),
+        _run("broker", lambda: broker(c), redact, "check BROKER_URL and that the broker runs"),
+    ]
+    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox), ("reminders", reminders))
+    for name, check in needs_db:
+        if checks[0].ok:
+            checks.append(_run(name, lambda check=check: check(c), redact))
+        else:
+            checks.append(Check(name, False, "not checked: the database is not usable"))
+    checks.append(_run("smtp" if c.settings.smtp_url else "email outbox dir", lambda: email(c), redact))
+    checks.append(_run("stripe", lambda: stripe(c), redact))
+    providers = c.conferencing
+    for name in sorted(providers):
+        checks.append(_run(f"conferencing {name}", conferencing_provider(providers[name]), redact))
+    if checks[0].ok:
+        checks.append(_run("conferencing in use", lambda: providers_configured(c, set(providers)), redact))
+    return checks
+
+
+def table(checks: list[Check]) -> str:
+    """The checks as a plain-text table for people."""
+    width = max(len(check.name) for check in checks)
+    lines = [f"{check.name:<{width}}  {'ok  ' if check.ok else 'FAIL'}  {check.detail}" for check in checks]
+    return "\n".join(lines)
