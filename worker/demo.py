@@ -136,22 +136,27 @@ def worker_consuming(c) -> bool:
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """TERM the worker (a warm shutdown: it stops its own pool), KILL its whole group if it hangs."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
+    """TERM the worker (a warm shutdown: it stops its own pool), then KILL whatever is left of its
+    process group: a hung worker, or a pool process that outlived it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        os.killpg(proc.pid, signal.SIGKILL)  # the group is ours alone: started with its own session
+    except ProcessLookupError:
+        pass  # nothing left: the usual case
+    proc.wait(10)
 
 
 def _wait_ready(proc: subprocess.Popen, log_path: Path, out_path: Path) -> None:
     deadline = time.monotonic() + WORKER_START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DemoFailed("worker_failed", f"the worker exited with {proc.returncode} at start; see {out_path} and {log_path}")
+            raise DemoFailed("worker_failed",
+                             f"the worker exited with {proc.returncode} at start; see {out_path} and {log_path}")
         if log_path.exists() and " ready." in log_path.read_text(errors="replace"):
             return
         time.sleep(0.2)
@@ -291,49 +296,67 @@ def _local(iso: str, zone: str) -> str:
     return f"{at:%a %d %b %Y %H:%M} {zone}"
 
 
-def summary(booking: dict, emails: list[Path], calendar_files: list[Path], settings) -> str:
-    """A readable account of the booking: sessions, links, money, and where the files are."""
-    currency = booking["currency"]
-    net = Decimal(booking["paid"]) + Decimal(booking["fees"]) - Decimal(booking["refunded"])
-    lines = ["", f"Booking {booking['id']} ({booking['status']}), {booking['customer']['name']} "
-             f"<{booking['customer']['email']}>:"]
+def _session_lines(booking: dict) -> list[str]:
+    lines = []
     for s in booking["sessions"]:
         link = (s.get("conferencing") or {}).get("join_url") or "no meeting"
         lines.append(f"  session #{s['number']}  {s['status']:<9}  {_local(s['start'], OWNER_ZONE)}  "
                      f"{link if s['status'] == 'confirmed' else ''}".rstrip())
-    lines += [
-        f"Money ({currency}): paid {booking['paid']}, refunded {booking['refunded']}, fees {booking['fees']}, "
-        f"net {net:.2f}",
+    return lines
+
+
+def _money_lines(booking: dict) -> list[str]:
+    net = Decimal(booking["paid"]) + Decimal(booking["fees"]) - Decimal(booking["refunded"])
+    return [
+        f"Money ({booking['currency']}): paid {booking['paid']}, refunded {booking['refunded']}, "
+        f"fees {booking['fees']}, net {net:.2f}",
         f"  refund {booking['refunded']} for the cancelled session #1, fee {booking['fees']} for moving session #2",
     ]
+
+
+def _file_lines(emails: list[Path], sent: int, calendar_files: list[Path], settings) -> list[str]:
     if settings.smtp_url:
-        lines.append(f"Emails: {len(emails)} sent through SMTP_URL")
+        lines = [f"Emails: {sent} sent through SMTP_URL"]
     else:
-        lines.append(f"Emails (.eml files) in {settings.outbox_dir}:")
-        lines += [f"  {path.name}" for path in emails]
+        lines = [f"Emails (.eml files) in {settings.outbox_dir}:", *(f"  {path.name}" for path in emails)]
     if calendar_files:
         lines.append(f"Calendar files the customer received, in {calendar_files[0].parent}:")
         lines += [f"  {path.name}" for path in calendar_files]
-    lines += ["", f"Next: sessionpack show {booking['id']}  |  sessionpack activity --booking {booking['id']}"]
-    return "\n".join(lines)
+    return lines
 
 
-def email_paths(c, rows: list) -> list[Path]:
+def summary(booking: dict, rows: list, calendar_files: list[Path], settings) -> str:
+    """A readable account of the booking: sessions, links, money, and where the files are."""
+    customer = booking["customer"]
+    sent = [r for r in rows if r.status == "sent"]
+    return "\n".join([
+        "", f"Booking {booking['id']} ({booking['status']}), {customer['name']} <{customer['email']}>:",
+        *_session_lines(booking), *_money_lines(booking),
+        *_file_lines(eml_files(settings, sent), len(sent), calendar_files, settings),
+        "", f"Next: sessionpack show {booking['id']}  |  sessionpack activity --booking {booking['id']}",
+    ])
+
+
+def eml_files(settings, rows: list) -> list[Path]:
+    """Where the file outbox wrote these emails (none when SMTP delivers them)."""
     from services.notifications.sender import FileOutboxSender
 
-    sender = c.email_sender
-    if not isinstance(sender, FileOutboxSender):
-        return [Path(r.message_id) for r in rows if r.status == "sent"]
-    return [sender.path_for(r.message_id) for r in rows if sender.path_for(r.message_id).exists()]
+    if settings.smtp_url:
+        return []
+    outbox = FileOutboxSender(settings.outbox_dir)
+    return [path for path in (outbox.path_for(r.message_id) for r in rows) if path.exists()]
 
 
-def run_demo(c, say: Say) -> dict:
-    """Run the demo on container `c`'s settings; returns the final booking object."""
-    settings = c.settings
-    state_dir = settings.var_dir / "demo"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    say(f"sessionpack demo: state in {settings.var_dir}")
-    env = child_env(settings)
+# -- the whole run -------------------------------------------------------------------------------
+
+
+def _refuse_live_keys(settings) -> None:
+    if (settings.stripe_api_key or "").startswith(("sk_live_", "rk_live_")):
+        raise DemoFailed("live_stripe_key", "the demo makes payments and STRIPE_API_KEY is a live key; "
+                         "unset it (the demo then starts a local Stripe test server) or use an sk_test_ key")
+
+
+def _configure(env: dict, state_dir: Path, say: Say) -> None:
     say("[1/6] database schema: sessionpack migrate")
     run_cli(env, "migrate")
     config_path = state_dir / "config.json"
@@ -342,29 +365,51 @@ def run_demo(c, say: Say) -> dict:
         f"      page {PAGE}/{EVENT_TYPE}: 3 sessions of 60 min for 150.00 USD, builtin conferencing,\n"
         "      cancel: 50 % refund with 24 h notice; reschedule: 10 % fee with 24 h notice")
     run_cli(env, "config", "apply", str(config_path))
+
+
+def _ensure_worker(c, env: dict, state_dir: Path, started_stripe: bool, running: contextlib.ExitStack,
+                   say: Say) -> None:
+    say("[4/6] worker")
+    if not worker_consuming(c):
+        running.enter_context(demo_worker(env, state_dir, say))
+        return
+    if started_stripe:
+        raise DemoFailed("worker_already_running", (
+            "a worker already takes tasks from this broker, but it does not know the local Stripe "
+            "server the demo started; stop that worker and run `sessionpack demo` again (it starts "
+            "its own), or give both STRIPE_API_KEY and STRIPE_API_BASE"))
+    say("      a worker is already running on this broker: using it")
+
+
+def _story(c, env: dict, say: Say) -> tuple[dict, list]:
+    """Book, cancel, reschedule; the final booking object and its emails once delivered."""
+    now = datetime.now(timezone.utc)
+    say("[5/6] booking 3 sessions through the queue: sessionpack book - --wait")
+    booking = book(env, now, say)
+    say("[6/6] the sessions' own lives")
+    booking = cancel_first(env, booking, say)
+    booking = reschedule_second(env, booking, now, say)
+    say("      waiting for the emails to be delivered")
+    rows = wait_for_emails(c, booking["id"])
+    return run_cli(env, "show", booking["id"]), rows
+
+
+def run_demo(c, say: Say) -> dict:
+    """Run the demo on container `c`'s settings; returns the final booking object. Whatever
+    happens (an error, Ctrl-C, SIGTERM), the worker and localstripe it started are stopped."""
+    settings = c.settings
+    _refuse_live_keys(settings)
+    state_dir = settings.var_dir / "demo"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    say(f"sessionpack demo: state in {settings.var_dir}")
+    env = child_env(settings)
+    _configure(env, state_dir, say)
     with signals_interrupt(), contextlib.ExitStack() as running:
         say("[3/6] payments")
-        env.update(running.enter_context(stripe_server(settings, say)))
-        say("[4/6] worker")
-        if worker_consuming(c):
-            if "STRIPE_API_BASE" in env and not settings.stripe_api_key:
-                raise DemoFailed("worker_already_running", (
-                    "a worker already takes tasks from this broker, but it does not know the local Stripe "
-                    "server the demo started; stop that worker and run `sessionpack demo` again (it starts "
-                    "its own), or give both STRIPE_API_KEY and STRIPE_API_BASE"))
-            say("      a worker is already running on this broker: using it")
-        else:
-            running.enter_context(demo_worker(env, state_dir, say))
-        now = datetime.now(timezone.utc)
-        say("[5/6] booking 3 sessions through the queue: sessionpack book - --wait")
-        booking = book(env, now, say)
-        say("[6/6] the sessions' own lives")
-        booking = cancel_first(env, booking, say)
-        booking = reschedule_second(env, booking, now, say)
-        say("      waiting for the emails to be delivered")
-        rows = wait_for_emails(c, booking["id"])
-        booking = run_cli(env, "show", booking["id"])
-    emails = email_paths(c, rows)
+        stripe_env = running.enter_context(stripe_server(settings, say))
+        env.update(stripe_env)
+        _ensure_worker(c, env, state_dir, bool(stripe_env), running, say)
+        booking, rows = _story(c, env, say)
     calendar_files = save_calendar_files(rows, booking["customer"]["email"], state_dir / booking["id"])
-    say(summary(booking, emails, calendar_files, settings))
+    say(summary(booking, rows, calendar_files, settings))
     return booking

@@ -163,6 +163,16 @@ def providers_configured(c, configured: set[str]) -> tuple[bool, str]:
     return True, f"every provider event types use is configured ({', '.join(sorted(used)) or 'none used'})"
 
 
+def calendars(c) -> list[Check]:
+    """The owners' calendars (CalDAV) and their sync, as services.calendar checks them."""
+    from services.calendar import check_calendars
+
+    try:
+        return [Check(e["name"], bool(e["ok"]), e["detail"]) for e in check_calendars(c)]
+    except Exception as exc:  # noqa: BLE001 - a finding, like every other check
+        return [Check("calendars", False, _describe(exc))]
+
+
 # -- all together --------------------------------------------------------------------------------
 
 
@@ -190,6 +200,7 @@ def run_checks(c) -> list[Check]:
         checks.append(_run(f"conferencing {name}", conferencing_provider(providers[name]), redact))
     if checks[0].ok:
         checks.append(_run("conferencing in use", lambda: providers_configured(c, set(providers)), redact))
+        checks += [Check(check.name, check.ok, redact(check.detail)) for check in calendars(c)]
     return checks
 
 

@@ -276,7 +276,10 @@ def _bind_task(task_id: str = None, task=None, args=None, kwargs=None, **_kwargs
         fields = task_fields(getattr(task, "name", "?"), args or (), kwargs or {})
     except Exception:  # noqa: BLE001 - logging context must never fail a task
         fields = {"task": getattr(task, "name", None)}
-    _task_tokens[task_id] = bind(task_id=task_id, **fields)
+    # A fresh context, not merged into the current one: nothing of an earlier task (whose
+    # postrun may never have come, in a crashed run) can stick to this one's lines.
+    fields = {"task_id": task_id, **fields}
+    _task_tokens[task_id] = _context.set({k: v for k, v in fields.items() if v is not None})
 
 
 @task_postrun.connect

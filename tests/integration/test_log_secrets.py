@@ -53,7 +53,8 @@ def test_a_full_run_logs_json_lines_without_secrets(tmp_path, pg_redis_env, logg
     code, after, err = cli(env, "cancel", first["id"], "--token", _token(first), "--wait", "60")
     assert code == 0 and after["refunded"] == "25.00", err
     new_start = daily_slots(first_day(), 5)[4]
-    code, after, err = cli(env, "reschedule", second["id"], "--to", new_start, "--token", _token(second), "--wait", "60")
+    code, after, err = cli(env, "reschedule", second["id"], "--to", new_start, "--token", _token(second),
+                           "--wait", "60")
     assert code == 0 and after["fees"] == "5.00", err
     logged_worker.stop()
 

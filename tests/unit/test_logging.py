@@ -31,7 +31,8 @@ def capture():
                              database_url="postgresql+psycopg://app:db-pa55word@db:5432/sp")
     buffer = io.StringIO()
     logger = logging.getLogger("sessionpack.test.logging")
-    logger.handlers, logger.propagate, logger.level = [json_handler(buffer, Redactor.from_settings(settings))], False, logging.DEBUG
+    logger.handlers = [json_handler(buffer, Redactor.from_settings(settings))]
+    logger.propagate, logger.level = False, logging.DEBUG
 
     def lines() -> list[dict]:
         return [json.loads(line) for line in buffer.getvalue().splitlines()]
@@ -157,3 +158,22 @@ def test_task_fields_name_the_booking_session_and_step():
 def test_the_formatter_works_without_the_filter():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "plain %d", (1,), None)
     assert json.loads(JsonFormatter().format(record))["message"] == "plain 1"
+
+
+def test_task_signals_bind_a_fresh_context_and_unbind_it(capture):
+    from celery.signals import task_postrun, task_prerun
+
+    class Task:  # the sender must be hashable; only the name is read
+        name = "sessionpack.capture_payment"
+
+    logger, lines, _ = capture
+    task = Task()
+    with log_context(session_id="ss_stale"):
+        task_prerun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={"booking_id": "bk_7"})
+        logger.info("in the task")
+        task_postrun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+        logger.info("after the task")
+    in_task, after = lines()
+    assert (in_task["booking_id"], in_task["task_id"], in_task["step"]) == ("bk_7", "t-1", "capture")
+    assert "session_id" not in in_task, "nothing from the surrounding context sticks to a task's lines"
+    assert after == {**after, "session_id": "ss_stale"} and "task_id" not in after

@@ -1,0 +1,56 @@
+"""The Procfile as an operator runs it: `honcho start` against PostgreSQL and Redis processes a
+booking submitted from another shell."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.worker_process import BIN, PROJECT
+
+from .conftest import book_paid_package
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def honcho(tmp_path, pg_redis_env):
+    """`honcho start worker beat` from the project's Procfile (Flower's fixed port is left to
+    test_flower.py). It runs in tmp_path (honcho starts processes in its own working directory),
+    so beat's schedule file lands there and not in the project's ./var."""
+    out_path = tmp_path / "honcho.out"
+    # As in a shell with the virtualenv activated: the Procfile names `celery`, not a path.
+    env = {**pg_redis_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "honcho"), "-f", str(PROJECT / "Procfile"), "-d", str(tmp_path),
+                                 "start", "worker", "beat"],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in out_path.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, out_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        yield proc, out_path
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # honcho stops its processes in turn
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def test_honcho_start_processes_a_booking_submitted_from_another_shell(tmp_path, pg_redis_env, honcho):
+    proc, out_path = honcho
+    _, booking = book_paid_package(pg_redis_env, tmp_path)
+    assert booking["paid"] == "150.00"
+    output = out_path.read_text(errors="replace")
+    assert re.search(r"worker\.1\s+\| .*sessionpack\.capture_payment", output)
+    assert re.search(r"beat\.1\s+\| ", output)
+    assert proc.poll() is None, "every Procfile process keeps running"
+    assert list((tmp_path / "var").glob("celerybeat-schedule*")), "beat keeps its schedule in ./var"
