@@ -21,6 +21,19 @@ class ServiceError(Exception):
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
 
+    def __reduce__(self):
+        # Celery pickles exceptions it reports (retries, failures); the default reduce would call
+        # the constructor with only the message.
+        return (_restore, (type(self), self.code, self.message, self.details, self.__dict__.copy()))
+
+
+def _restore(cls: type, code: str, message: str, details: dict[str, Any], state: dict[str, Any]) -> "ServiceError":
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    error.code, error.message, error.details = code, message, details
+    return error
+
 
 class InvalidInput(ServiceError):
     """The input is invalid: bad file, unknown slug, rule conflict (exit 2). Never retried."""

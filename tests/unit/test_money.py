@@ -50,3 +50,4 @@ def test_percentages_of_every_part_never_exceed_the_price(total, parts, percent)
     refunds = [percent_of(c, percent) for c in allocate(total, parts)]
     assert sum(refunds) <= total
     assert all(0 <= r <= c for r, c in zip(refunds, allocate(total, parts)))
+
