@@ -7,6 +7,7 @@ from services.booking import workflow
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
 from services.notifications import outbox, reminders
 from worker.app import app
+from worker.wiring import prune_dispatched_tasks
 
 from .base import container, retry_transient
 
@@ -26,7 +27,7 @@ def sweep_outboxes(self) -> dict:
     c = container()
     tasks = c.dispatch_tasks(ids=None)
     emails = outbox.deliver(c, None)
-    return {"tasks": tasks, **emails}
+    return {"tasks": tasks, "pruned": prune_dispatched_tasks(c), **emails}
 
 
 @app.task(name="sessionpack.resend_stale_refunds", bind=True, acks_late=True)

@@ -106,6 +106,20 @@ class Container:
         return sent
 
 
+def prune_dispatched_tasks(container: "Container", older_than_hours: float = 24.0, limit: int = 10_000) -> int:
+    """Delete task-outbox rows sent long ago: they only served to survive a crash after commit."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete, select
+
+    cutoff = container.clock() - timedelta(hours=older_than_hours)
+    with container.session_factory() as db:
+        ids = select(TaskOutbox.id).where(TaskOutbox.dispatched_at < cutoff).limit(limit).scalar_subquery()
+        removed = db.execute(delete(TaskOutbox).where(TaskOutbox.id.in_(ids))).rowcount
+        db.commit()
+    return removed
+
+
 def build_container(settings: Settings | None = None, **overrides) -> Container:
     settings = settings or Settings.from_env()
     if "busy_source" not in overrides:

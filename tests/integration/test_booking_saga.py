@@ -164,3 +164,18 @@ def test_compensation_is_idempotent(container, clock):
         booking = db.get(Booking, shown["id"])
         assert booking.status == "failed" and booking.failure["step"] == "conferencing"
         assert db.query(OutboxEmail).count() == 1
+
+
+def test_sent_task_outbox_rows_are_pruned_after_a_day(container, db_backend, clock):
+    from models import TaskOutbox
+    from worker.wiring import prune_dispatched_tasks
+
+    apply_config(container, package_config(2))
+    book(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)))
+    with container.session_factory() as db:
+        sent = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_not(None)).count()
+        pending = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None)).count()
+    assert sent > 0 and pending == 0
+    assert prune_dispatched_tasks(container) == 0
+    clock.advance(hours=25)
+    assert prune_dispatched_tasks(container) == sent
