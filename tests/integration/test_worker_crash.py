@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from tests.integration.test_worker_queue import _base_env, _first_day, _write
+from tests.integration.conftest import first_day, write_json
 from tests.peers.zoom import ZoomPeer
-from tests.servers import ensure_redis
-from tests.support import booking_request, daily_slots, package_config, truncate_all
+from tests.support import booking_request, daily_slots, package_config
 from tests.worker_process import WorkerProcess, cli
 
 pytestmark = pytest.mark.integration
@@ -25,34 +24,23 @@ def _wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigkill_during_conferencing_then_restart(tmp_path, postgres_db):
-    import redis
-
-    from models.db import make_engine
-
-    ensure_redis()
-    engine = make_engine(postgres_db.url)
-    truncate_all(engine)
-    engine.dispose()
-    redis.Redis(host="127.0.0.1", port=6379, db=12).flushdb()
-
+def test_sigkill_during_conferencing_then_restart(tmp_path, pg_redis_env):
     with ZoomPeer() as zoom:
         s = zoom.settings()
-        env = _base_env(tmp_path)
-        env.update(DATABASE_URL=postgres_db.url, BROKER_URL="redis://127.0.0.1:6379/12",
-                   ZOOM_ACCOUNT_ID=s.zoom_account_id, ZOOM_CLIENT_ID=s.zoom_client_id,
+        env = dict(pg_redis_env)
+        env.update(ZOOM_ACCOUNT_ID=s.zoom_account_id, ZOOM_CLIENT_ID=s.zoom_client_id,
                    ZOOM_CLIENT_SECRET=s.zoom_client_secret, ZOOM_API_BASE=s.zoom_api_base,
                    ZOOM_OAUTH_URL=s.zoom_oauth_url,
                    # a killed worker's task comes back quickly, and beat resumes stalled sagas
                    BROKER_VISIBILITY_TIMEOUT="5", SAGA_STALL_SECONDS="5")
         assert cli(env, "migrate")[0] == 0
-        assert cli(env, "config", "apply", _write(tmp_path, "c.json", package_config(10, provider="zoom")))[0] == 0
+        assert cli(env, "config", "apply", write_json(tmp_path, "c.json", package_config(10, provider="zoom")))[0] == 0
 
         creates = lambda r: r.method == "POST" and r.path.endswith("/meetings")  # noqa: E731
         zoom.slow_next(0.7, times=1000, match=creates)
         first = WorkerProcess(env, tmp_path / "worker1.log", name="w1").start()
-        request = booking_request(daily_slots(_first_day(), 10))
-        code, queued, err = cli(env, "book", _write(tmp_path, "r.json", request))
+        request = booking_request(daily_slots(first_day(), 10))
+        code, queued, err = cli(env, "book", write_json(tmp_path, "r.json", request))
         assert code == 0, err
         _wait_until(lambda: len(zoom.calls("POST")) >= 4, 60, "meetings being created")
         first.kill()  # mid-step: some meetings made, some in flight, none recorded as a batch
