@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 from models import TaskOutbox
@@ -78,31 +78,31 @@ class Container:
         """
         if self.celery_app is None:
             return 0
-        sent = 0
         with self.session_factory() as db:
-            query = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None))
+            pending = select(TaskOutbox.id).where(TaskOutbox.dispatched_at.is_(None))
             if ids is not None:
-                query = query.filter(TaskOutbox.id.in_(ids))
-            rows = [(r.id, r.task_name, r.kwargs) for r in query.order_by(TaskOutbox.id).limit(limit)]
-            db.rollback()
-        for row_id, task_name, kwargs in rows:
-            with self.session_factory() as db:
-                claimed = db.execute(
-                    update(TaskOutbox)
-                    .where(TaskOutbox.id == row_id, TaskOutbox.dispatched_at.is_(None))
-                    .values(dispatched_at=self.clock())
-                ).rowcount
-                db.commit()
-            if not claimed:
-                continue
+                pending = pending.where(TaskOutbox.id.in_(ids))
+            pending = pending.order_by(TaskOutbox.id).limit(limit).scalar_subquery()
+            # One statement claims them all; a concurrent sweep claims none of the same rows.
+            claimed = db.execute(
+                update(TaskOutbox)
+                .where(TaskOutbox.id.in_(pending), TaskOutbox.dispatched_at.is_(None))
+                .values(dispatched_at=self.clock())
+                .returning(TaskOutbox.id, TaskOutbox.task_name, TaskOutbox.kwargs)
+            ).all()
+            db.commit()
+        sent, failed = 0, []
+        for row_id, task_name, kwargs in sorted(claimed):
             try:
                 self.celery_app.send_task(task_name, kwargs=kwargs)
                 sent += 1
             except Exception as exc:  # broker down: leave it to the sweep
                 log.warning("could not enqueue %s: %s", task_name, exc)
-                with self.session_factory() as db:
-                    db.execute(update(TaskOutbox).where(TaskOutbox.id == row_id).values(dispatched_at=None))
-                    db.commit()
+                failed.append(row_id)
+        if failed:
+            with self.session_factory() as db:
+                db.execute(update(TaskOutbox).where(TaskOutbox.id.in_(failed)).values(dispatched_at=None))
+                db.commit()
         return sent
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Customer, LedgerEntry, Meeting, Payment, SagaStep, Session, utcnow
 from ..availability import to_utc_iso
-from ..calendar import SYNC_CALENDAR
+from ..calendar import request_sync
 from ..conferencing.base import MeetingRequest
 from ..errors import InvalidInput, OperationFailed, PermanentError, ServiceError
 from ..money import allocate, format_amount
@@ -44,13 +44,24 @@ def _key(booking_id: str, step: str) -> str:
     return f"{booking_id}-{step}"
 
 
+def _upsert(db):
+    """The dialect's INSERT with ON CONFLICT support (PostgreSQL and SQLite both have it)."""
+    if db.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def _mark_step(db, booking_id: str, step: str, outcome: str, error: dict | None = None) -> None:
-    row = db.get(SagaStep, (booking_id, step))
-    if row is None:
-        row = SagaStep(booking_id=booking_id, step=step, outcome=outcome, attempts=0)
-        db.add(row)
-    row.outcome, row.error = outcome, error
-    row.attempts = (row.attempts or 0) + (1 if outcome == "started" else 0)
+    """Record a step's latest outcome in the saga log (one upsert statement)."""
+    started = 1 if outcome == "started" else 0
+    insert = _upsert(db)
+    db.execute(insert(SagaStep).values(booking_id=booking_id, step=step, outcome=outcome, error=error,
+                                       attempts=started, updated_at=utcnow())
+               .on_conflict_do_update(index_elements=["booking_id", "step"],
+                                      set_={"outcome": outcome, "error": error, "updated_at": utcnow(),
+                                            "attempts": SagaStep.attempts + started}))
 
 
 def _next_step(booking: Booking, after: str | None) -> str:
@@ -140,10 +151,7 @@ def _terms(plan: BookingPlan) -> dict[str, Any]:
 def _upsert_customer(db, customer) -> int:
     """One customers row per email, updated with the latest details. An atomic upsert, because
     two bookings of one customer may be held at the same moment."""
-    if db.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = _upsert(db)
     values = {"email": customer.email, "name": customer.name, "timezone": customer.timezone}
     db.execute(insert(Customer).values(**values, updated_at=utcnow()).on_conflict_do_update(
         index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": utcnow()}))
@@ -394,7 +402,7 @@ def confirm_booking(c, booking_id: str, movement=None) -> None:
         view = booking_view(db, booking, c.settings)
         queue_emails(uow, compose.booking_confirmed(view), booking_id=booking_id)
         plan_reminders(db, booking, booking.sessions, now=c.clock())
-        uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
+        request_sync(uow, booking_id, booking.owner_id)
         uow.commit()
 
 

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 SYNC_CALENDAR = "sessionpack.sync_calendar"  # the task that brings a booking's events up to date
 
+
+
+def request_sync(uow, booking_id: str, owner_id: str | None) -> None:
+    """Ask, in this transaction, for the owner's calendar to be brought up to date with the
+    booking, when the owner has connected one (no task at all otherwise)."""
+    from models import Owner
+
+    owner = uow.db.get(Owner, owner_id) if owner_id else None
+    if owner is not None and owner.calendar:
+        uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
+
+
 from .base import CalendarConnection, CalendarSync, connection_for
 from .busy import CaldavBusySource, build_busy_source
 from .doctor import check_calendars
 from .sync import calendar_for, sync_booking
 
 __all__ = [
-    "SYNC_CALENDAR", "CaldavBusySource", "CalendarConnection", "CalendarSync", "build_busy_source", "calendar_for",
+    "SYNC_CALENDAR", "request_sync", "CaldavBusySource", "CalendarConnection", "CalendarSync", "build_busy_source", "calendar_for",
     "check_calendars", "connection_for", "sync_booking",
 ]

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from models import Booking, Meeting, Session
 
 from ..booking.views import booking_view, policy_view
+from ..calendar import request_sync
 from ..errors import PermanentError
 from ..money import format_amount
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
 from ..notifications.reminders import drop_reminders
-from ..calendar import SYNC_CALENDAR
 from . import policy
 from .access import actor_of, load_authorized
 from .changes import FINISH_CANCELLATION, begin_change, clean_reason, recording_refusals
@@ -110,7 +110,7 @@ def _apply(uow, c, plan: CancelPlan, *, actor: str, reason: str | None, change_k
     queue_emails(uow, compose.sessions_cancelled(view, ids, plan.refund_total, change_key, reason=reason),
                  booking_id=booking.id)
     uow.enqueue(FINISH_CANCELLATION, booking_id=booking.id, session_ids=ids)
-    uow.enqueue(SYNC_CALENDAR, booking_id=booking.id)
+    request_sync(uow, booking.id, booking.owner_id)
     enqueue_refund(uow, booking.id, parts)
     return {"booking_id": booking.id, "cancelled": ids, "refund_cents": plan.refund_total,
             "change_key": change_key, "replayed": False}

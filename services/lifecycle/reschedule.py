@@ -20,13 +20,13 @@ from models import Booking, BookingPage, Meeting, Owner, Session
 from ..availability import Interval, SlotRules, block_of, check_slot, parse_instant, to_utc_iso
 from ..booking.request import slot_taken
 from ..booking.views import booking_view, policy_view
+from ..calendar import request_sync
 from ..errors import InvalidInput, OperationFailed, ServiceError
 from ..money import format_amount
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
 from ..notifications.reminders import replan_reminders
 from ..scheduling import owner_busy
-from ..calendar import SYNC_CALENDAR
 from . import policy
 from .access import actor_of, load_authorized
 from .cancel import session_label
@@ -151,7 +151,7 @@ def _apply(uow, c, plan: ReschedulePlan, *, actor: str, fee: int, change_key: st
     queue_emails(uow, compose.session_rescheduled(view, s.id, old_start, old_end, fee, change_key),
                  booking_id=booking.id)
     uow.enqueue(MOVE_MEETING, booking_id=booking.id, session_id=s.id)
-    uow.enqueue(SYNC_CALENDAR, booking_id=booking.id)
+    request_sync(uow, booking.id, booking.owner_id)
     return {"booking_id": booking.id, "session_id": s.id, "start": to_utc_iso(s.start_at), "fee_cents": fee,
             "change_key": change_key, "replayed": False}
 
@@ -178,5 +178,5 @@ def move_meeting(c, booking_id: str, session_id: str) -> None:
         uow.record("meeting.moved", booking_id=booking_id, session_id=session_id, provider=provider_name,
                    meeting_id=row.external_id, start=to_utc_iso(request.start))
         if details is not None:  # new join or host links must reach the owner's calendar event
-            uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
+            request_sync(uow, booking_id, uow.db.get(Booking, booking_id).owner_id)
         uow.commit()

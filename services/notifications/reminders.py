@@ -21,15 +21,19 @@ def plan_reminders(db, booking: Booking, sessions: Iterable[Session], *, now: da
     """Schedule the booking's reminders for these sessions. A reminder whose time has already
     passed is recorded as skipped (no "24 hours before" email a minute after booking)."""
     specs = booking.terms.get("reminders") or []
+    sessions = list(sessions)
+    if not specs or not sessions:
+        return 0
+    # One query for all sessions (a query per session would also flush the rows added so far).
+    existing = set(db.execute(select(Reminder.session_id, Reminder.before_minutes, Reminder.recipient)
+                              .where(Reminder.session_id.in_([s.id for s in sessions]))).all())
     planned = 0
     for s in sessions:
-        existing = {(r.before_minutes, r.recipient) for r in db.execute(
-            select(Reminder).where(Reminder.session_id == s.id)).scalars()}
         for spec in specs:
             before = int(spec["before_minutes"])
             recipients = ["customer"] + (["owner"] if spec.get("notify_owner") else [])
             for recipient in recipients:
-                if (before, recipient) in existing:
+                if (s.id, before, recipient) in existing:
                     continue
                 due = s.start_at - timedelta(minutes=before)
                 db.add(Reminder(session_id=s.id, booking_id=booking.id, before_minutes=before, recipient=recipient,
