@@ -524,7 +524,8 @@ def decline_booking(c, booking_id: str, reason: str | None = None, actor: str = 
         uow.record("booking.declined", booking_id=booking_id, actor=actor, code=code, reason=reason)
         uow.db.flush()
         view = booking_view(uow.db, booking, c.settings)
-        queue_emails(uow, compose.booking_declined(view, message), booking_id=booking_id)
+        queue_emails(uow, compose.booking_declined(view, message, expired=code == "approval_expired"),
+                     booking_id=booking_id)
         uow.commit()
         return "cancelled"
 

@@ -227,8 +227,12 @@ def approval_requested(view: BookingView) -> list[EmailMessageSpec]:
             for a in AUDIENCES]
 
 
-def booking_declined(view: BookingView, reason: str | None) -> list[EmailMessageSpec]:
-    """The owner declined a manual-mode request; nothing was booked or charged."""
+def booking_declined(view: BookingView, reason: str | None, *, expired: bool = False) -> list[EmailMessageSpec]:
+    """The owner declined a manual-mode request, or it expired undecided: the customer hears that
+    nothing was booked or charged; on expiry the owner hears it too."""
     view = _clean(view)
-    return [_compose("booking_declined_customer", view, "customer", ("declined",),
-                     sessions=list(view.sessions), reason=_reason(reason))]
+    specs = [_compose("booking_declined_customer", view, "customer", ("declined",),
+                      sessions=list(view.sessions), reason=_reason(reason))]
+    if expired:
+        specs.append(_compose("approval_expired_owner", view, "owner", ("expired",), sessions=list(view.sessions)))
+    return specs

@@ -87,6 +87,9 @@ def test_undecided_request_expires(container, clock):
     drain(container)
     shown = show(container, booking_id)
     assert shown["status"] == "cancelled" and shown["failure"]["code"] == "approval_expired"
+    # both sides are told
+    assert email_kinds(container, booking_id) == ["approval_expired_owner", "approval_requested_customer",
+                                                  "approval_requested_owner", "booking_declined_customer"]
 
 
 def test_day_limit_refuses_the_third_booking_and_hides_the_day(container, db_backend, clock):

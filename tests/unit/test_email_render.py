@@ -22,7 +22,8 @@ EMAIL_NAMES = sorted(
     "booking_confirmed_customer booking_confirmed_owner booking_failed_customer "
     "sessions_cancelled_customer sessions_cancelled_owner session_rescheduled_customer "
     "session_rescheduled_owner refund_issued_customer reminder_customer reminder_owner "
-    "approval_requested_customer approval_requested_owner booking_declined_customer".split()
+    "approval_requested_customer approval_requested_owner booking_declined_customer "
+    "approval_expired_owner".split()
 )
 
 
@@ -47,6 +48,7 @@ def all_specs(view=None) -> list[compose.EmailMessageSpec]:
         *compose.reminder(view, s[0].id, "owner", 60),
         *compose.approval_requested(pending),
         *compose.booking_declined(pending, "Fully booked that week"),
+        *[e for e in compose.booking_declined(pending, None, expired=True) if e.kind == "approval_expired_owner"],
     ]
 
 
