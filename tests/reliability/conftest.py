@@ -1,0 +1,65 @@
+"""Fixtures of the reliability suite (fault matrix, soak, fuzz, abuse) and the results table.
+
+Every case of the fault matrix and the soak reports one row through the `results` fixture; the
+table is printed at the end of the run (`pytest_terminal_summary`). Tests that need servers
+(PostgreSQL, Redis, localstripe) start or reach them and FAIL when they cannot: nothing here
+skips.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+RESULTS: list["CaseResult"] = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "reliability: fault injection with a real worker on PostgreSQL and Redis (slow, needs servers)")
+
+
+@dataclass
+class CaseResult:
+    """One row of the table: a fault injected at one step, and what the service made of it."""
+
+    suite: str
+    step: str
+    fault: str
+    injected: int = 0  # faults the harness actually injected (peer answers, kills, restarts, drops)
+    bookings: int = 0
+    consistent: bool = False  # the invariants held once the service recovered
+    lost: int = 0  # bookings that never settled (still pending) or requests that vanished
+    final: str = ""  # e.g. "confirmed", "failed", "3 confirmed / 1 failed"
+    problems: list[str] = field(default_factory=list)
+    expected_failure: bool = False  # a known bug (xfail): the row shows what the bug does
+
+
+@pytest.fixture(scope="session")
+def results():
+    return RESULTS
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("reliability: faults injected / recovered consistent / lost")
+    header = f"{'suite':<8} {'step':<13} {'fault':<30} {'injected':>8} {'bookings':>8} {'consistent':>10} {'lost':>5}  final"
+    tr.write_line(header)
+    tr.write_line("-" * len(header))
+    for r in RESULTS:
+        mark = "yes" if r.consistent else ("NO (xfail)" if r.expected_failure else "NO")
+        tr.write_line(f"{r.suite:<8} {r.step:<13} {r.fault:<30} {r.injected:>8} {r.bookings:>8} {mark:>10} {r.lost:>5}  {r.final}")
+        for problem in r.problems[:3]:
+            tr.write_line(f"{'':<53}! {problem[:150]}")
+    injected = sum(r.injected for r in RESULTS)
+    consistent = sum(1 for r in RESULTS if r.consistent)
+    known = [r for r in RESULTS if r.expected_failure and not r.consistent]
+    lost = sum(r.lost for r in RESULTS)
+    lost_known = sum(r.lost for r in known)
+    tr.write_line("-" * len(header))
+    tr.write_line(f"{len(RESULTS)} cases, {injected} faults injected, {consistent}/{len(RESULTS)} recovered consistent, "
+                  f"{lost} bookings lost ({lost_known} of them in known-bug cases); "
+                  f"{len(known)} inconsistent case(s) are known bugs (xfail), "
+                  f"{len(RESULTS) - consistent - len(known)} unexpected")
