@@ -267,6 +267,9 @@ def to_utc_iso(dt: datetime) -> str:
     return _as_utc(dt, "time").replace(tzinfo=None).isoformat() + "Z"
 
 
+MIN_YEAR, MAX_YEAR = 1970, 2999  # the years a booking or a query may name
+
+
 def parse_instant(text: str, field: str = "slot") -> datetime:
     """ISO 8601 with 'Z' or an offset -> aware UTC datetime.
 
@@ -292,9 +295,13 @@ def parse_instant(text: str, field: str = "slot") -> datetime:
             f"like {EXAMPLE_INSTANT} or 2026-12-07T09:00:00-05:00",
         )
     try:
-        return parsed.astimezone(UTC)
+        instant = parsed.astimezone(UTC)
     except OverflowError:
-        raise InvalidInput("invalid_time", f"{field} {text!r} is out of range; use a date between years 1 and 9999") from None
+        instant = None
+    # Far-off years are typos, and arithmetic near year 1 or 9999 (buffers, windows) overflows.
+    if instant is None or not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise InvalidInput("invalid_time", f"{field} {text!r} is out of range; use a date between years {MIN_YEAR} and {MAX_YEAR}")
+    return instant
 
 
 def _as_utc(dt: Any, name: str) -> datetime:

@@ -49,7 +49,7 @@ def _zones() -> set[str]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 Hours = list[tuple[str, str]]
@@ -215,6 +215,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput("config_unparsable", f"{path} is not valid JSON/YAML: {exc}")
+    except RecursionError:
+        raise InvalidInput("config_unparsable", f"{path} is nested too deeply to be a configuration file")
     if not isinstance(data, dict):
         raise InvalidInput("config_invalid", f"{path} must hold an object with 'owners' and 'booking_pages'")
     return data

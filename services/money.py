@@ -14,15 +14,24 @@ def minor_units(currency: str) -> int:
     return 0 if currency.upper() in ZERO_DECIMAL else 2
 
 
+# Amounts are stored in 32-bit integer columns: 21,474,836.47 in a two-decimal currency.
+MAX_MINOR_UNITS = 2**31 - 1
+
+
 def parse_amount(text: str | int | float | Decimal, currency: str = "USD", *, field: str = "amount") -> int:
-    """'12.50' -> 1250. Refuses negatives, NaN and more decimals than the currency has."""
+    """'12.50' -> 1250. Refuses negatives, NaN, more decimals than the currency has, and amounts
+    beyond what the ledger stores."""
+    shown = str(text)[:40] + ("..." if len(str(text)) > 40 else "")
     try:
         value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("invalid_amount", f"{field} {text!r} is not a number; write it like 12.50")
+    except (ArithmeticError, ValueError):
+        raise InvalidInput("invalid_amount", f"{field} {shown!r} is not a number; write it like 12.50")
     if not value.is_finite() or value < 0:
-        raise InvalidInput("invalid_amount", f"{field} {text!r} must be zero or more, like 12.50")
+        raise InvalidInput("invalid_amount", f"{field} {shown!r} must be zero or more, like 12.50")
     digits = minor_units(currency)
+    limit = Decimal(MAX_MINOR_UNITS).scaleb(-digits)
+    if value.adjusted() > 12 or value > limit:
+        raise InvalidInput("invalid_amount", f"{field} {shown!r} is too large; the most is {limit} {currency}")
     scaled = value.scaleb(digits)
     if scaled != scaled.to_integral_value():
         raise InvalidInput(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session as Db
 
 from models import ACTIVE_SESSION_STATES, BookingPage, EventType, Owner, Session
 
-from .availability import Interval, SlotRules, free_slots, to_utc_iso
+from .availability import MAX_YEAR, MIN_YEAR, Interval, SlotRules, free_slots, to_utc_iso
 from .errors import InvalidInput, NotFound
 from .limits import filter_full
 
@@ -95,9 +95,12 @@ def owner_busy(db: Db, owner: Owner, start: datetime, end: datetime, *,
 
 def _parse_date(text: str, option: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidInput("invalid_date", f"{option} {text!r} is not a date; write it as YYYY-MM-DD")
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise InvalidInput("invalid_date", f"{option} {text} is out of range; use a date between years {MIN_YEAR} and {MAX_YEAR}")
+    return day
 
 
 def list_slots(db: Db, target: str, from_text: str, to_text: str, tz: str | None, *,

@@ -25,8 +25,8 @@ def make_token(secret_key: str, session_id: str) -> str:
 
 def token_session_id(secret_key: str, token: str) -> str | None:
     """The session id a genuine token was made for, or None for a forged or malformed one."""
-    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 200:
-        return None
+    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 200 or not token.isascii():
+        return None  # (compare_digest refuses non-ASCII text, and no genuine token has any)
     session_id, signature = token.split(".")
     if not session_id.startswith("ss_"):
         return None

@@ -35,6 +35,7 @@ def reporting(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from kombu.exceptions import OperationalError as BrokerError
+        from sqlalchemy.exc import DataError
         from sqlalchemy.exc import OperationalError as DatabaseError
 
         try:
@@ -44,6 +45,9 @@ def reporting(fn):
         except DatabaseError as exc:
             fail("database_unreachable", f"cannot reach the database: {str(exc.orig).strip()[:300]}; "
                  "check DATABASE_URL and that the server runs", 3)
+        except DataError:
+            fail("invalid_input", "an argument holds something the database cannot store (such as a NUL "
+                 "character); check the ids and values given", 2)
         except BrokerError as exc:
             fail("broker_unreachable", f"cannot reach the broker: {exc}; check BROKER_URL and that the server runs", 3)
 
@@ -73,15 +77,34 @@ def _read_json_or_yaml(source: str) -> Any:
     except OSError as exc:
         raise InvalidInput("unreadable_input", f"cannot read {source}: {exc.strerror}; check the path")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidInput("unparsable_input", f"{source} is neither JSON nor YAML: {exc}")
+            return json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise InvalidInput("unparsable_input", f"{source} is neither JSON nor YAML: {exc}")
+    except RecursionError:
+        raise InvalidInput("unparsable_input", f"{source} is nested too deeply to be a booking request")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JsonErrorsGroup(click.Group):
+    """Usage errors (a missing argument, an unknown option, a bad value) answer with the contract's
+    JSON error and exit 2, like every other invalid input, instead of click's text alone."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "sessionpack"
+            say(exc.format_message())
+            fail("invalid_usage", f"{exc.format_message().rstrip('.')}; see `{command} --help`", 2)
+        except click.Abort:
+            say("aborted")
+            sys.exit(130)
+
+
+@click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """sessionpack: book session packages, live with each session separately."""
 

@@ -120,6 +120,18 @@ def reminders(c) -> tuple[bool, str]:
     return True, "none overdue"
 
 
+def orphaned_meetings(c) -> tuple[bool, str]:
+    """Meetings a rollback could not delete (the provider refused for good): left to remove by hand."""
+    from models import Meeting
+
+    with c.session_factory() as db:
+        rows = db.query(Meeting.provider, Meeting.external_id).filter(Meeting.status == "orphaned").limit(20).all()
+    if rows:
+        listed = ", ".join(f"{provider} {external_id}" for provider, external_id in rows)
+        return False, f"meetings left at the provider by a rollback: {listed}; delete them there by hand"
+    return True, "none"
+
+
 def email(c) -> tuple[bool, str]:
     c.email_sender.check()
     if c.settings.smtp_url:
@@ -187,7 +199,8 @@ def run_checks(c) -> list[Check]:
         _run("database", lambda: database(c), redact, "check DATABASE_URL and that the database server runs"),
         _run("broker", lambda: broker(c), redact, "check BROKER_URL and that the broker runs"),
     ]
-    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox), ("reminders", reminders))
+    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox), ("reminders", reminders),
+                ("orphaned meetings", orphaned_meetings))
     for name, check in needs_db:
         if checks[0].ok:
             checks.append(_run(name, lambda check=check: check(c), redact))

@@ -53,6 +53,20 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return where, err["msg"].removeprefix("Value error, ")
 
 
+def _nul_path(value: Any, path: str = "request") -> str | None:
+    """Where a NUL character hides in the request, if anywhere (no database text can hold one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return path
+        found = _nul_path(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
+        if found:
+            return found
+    return None
+
+
 def parse_request(data: Any) -> tuple[BookingRequest, list[datetime]]:
     """Shape, emails, timezones and slot syntax. Returns the request and its slots as UTC."""
     if not isinstance(data, dict):
@@ -63,6 +77,10 @@ def parse_request(data: Any) -> tuple[BookingRequest, list[datetime]]:
         where, message = _first_error(exc)
         code = "missing_request_id" if where == "request_id" and "required" in message.lower() else "invalid_request"
         raise InvalidInput(code, f"{where}: {message}")
+    # Checked on the validated (size-limited) request: walking raw input could be a YAML bomb.
+    where = _nul_path(request.model_dump(), "request")
+    if where:
+        raise InvalidInput("invalid_request", f"{where} contains a NUL character; remove it")
     try:
         from email_validator import EmailNotValidError, validate_email
 

@@ -102,7 +102,7 @@ def submit_booking(c, data: Any) -> str | None:
     try:
         request, starts = parse_request(data)
     except InvalidInput as exc:
-        if isinstance(request_id, str) and 0 < len(request_id) <= 200:
+        if isinstance(request_id, str) and 0 < len(request_id) <= 200 and "\x00" not in request_id:
             return record_rejected(c, data, exc)
         log.warning("booking request without a usable request_id refused: %s", exc.code)
         return None
@@ -212,7 +212,7 @@ def record_rejected(c, data: dict, exc: ServiceError) -> str:
     customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
 
     def text(value: Any, limit: int) -> str:
-        return value[:limit] if isinstance(value, str) else ""
+        return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
     with c.uow() as uow:
         if uow.db.get(Booking, booking_id) is not None:
@@ -432,6 +432,9 @@ def compensate_booking(c, booking_id: str) -> None:
     counts as done), so the task can run any number of times."""
     from ..notifications import compose
 
+    if _capture_went_through(c, booking_id):
+        return  # past the pivot after all: confirmed, never rolled back
+
     with c.uow() as uow:
         booking = _load_at_step(uow, booking_id, "compensate")
         if booking is None:
@@ -448,13 +451,23 @@ def compensate_booking(c, booking_id: str) -> None:
         if external_id is None and provider is not None:
             found = provider.find(requests[session_id])
             external_id = found.external_id if found else None
+        refused = None
         if external_id is not None and provider is not None:
-            provider.delete(external_id)
+            try:
+                provider.delete(external_id)
+            except PermanentError as exc:  # e.g. credentials revoked: the rest must still be undone
+                refused = exc
         with c.uow() as uow:
             row = uow.db.get(Meeting, meeting_id)
-            row.status, row.deleted_at = "deleted", c.clock()
-            uow.record("compensation.meeting_deleted", booking_id=booking_id, session_id=session_id,
-                       meeting_id=external_id)
+            if refused is None:
+                row.status, row.deleted_at = "deleted", c.clock()
+                uow.record("compensation.meeting_deleted", booking_id=booking_id, session_id=session_id,
+                           meeting_id=external_id)
+            else:
+                # Left at the provider: `doctor` lists orphaned meetings for someone to remove by hand.
+                row.status = "orphaned"
+                uow.record("compensation.meeting_delete_failed", booking_id=booking_id, session_id=session_id,
+                           meeting_id=external_id, code=refused.code, message=refused.message)
             uow.commit()
 
     if payment is not None and payment.status in ("authorizing", "authorized", "failed"):
@@ -550,6 +563,34 @@ def expire_approval_requests(c) -> int:
     for booking_id in due:
         decline_booking(c, booking_id, actor="system", code="approval_expired")
     return len(due)
+
+
+def _capture_went_through(c, booking_id: str) -> bool:
+    """Before undoing anything: did a capture whose answer was lost reach Stripe? Then the booking
+    is past its pivot and is confirmed instead (a transient error here retries the compensation)."""
+    from ..payments import MoneyMovement
+
+    with c.session_factory() as db:
+        entry = db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == _key(booking_id, "capture"),
+                                                     LedgerEntry.status == "pending")).scalar_one_or_none()
+        payment = db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one_or_none()
+        if entry is None or payment is None or not payment.intent_id:
+            return False
+        intent_id = payment.intent_id
+    summary = c.payments.intent_summary(intent_id)
+    if summary.get("status") != "succeeded":
+        return False
+    with c.uow() as uow:
+        booking = _load_at_step(uow, booking_id, "compensate")
+        if booking is None:
+            return False
+        uow.record("compensation.cancelled", booking_id=booking_id, reason="the capture had reached Stripe",
+                   failure=booking.failure)
+        booking.saga_step, booking.failure = "capture", None
+        uow.commit()
+    movement = MoneyMovement(object_id=intent_id, amount_cents=summary.get("amount_received", 0), status="succeeded")
+    confirm_booking(c, booking_id, movement)
+    return True
 
 
 def resume_stalled(c, older_than: timedelta) -> int:

@@ -345,7 +345,7 @@ def test_oversized_changes_are_refused_cleanly(c):
     code, out, _ = _quick(lambda: cli("cancel", shown["sessions"][0]["id"], "--admin", "--reason", "r" * 100_000))
     assert (code, out["error"]["code"]) == (2, "reason_too_long")
     code, out, _ = _quick(lambda: cli("refund", shown["id"], "--amount", "9" * 30 + ".00", "--admin"))
-    assert (code, out["error"]["code"]) == (1, "refund_exceeds_refundable")
+    assert (code, out["error"]["code"]) == (2, "invalid_amount")  # beyond any amount the ledger holds
     assert state(c) == before and c.broker.sent == []
 
 
@@ -360,10 +360,6 @@ def test_a_yaml_bomb_is_refused_cleanly(c, tmp_path):
     assert code == 2 and out["error"]["code"].startswith("config_")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: deeply nested JSON ([[[[...]]]], 100,000 levels) makes json.loads raise RecursionError, which "
-    "worker/cli.py _read_json_or_yaml (`book -`) and services/config.py load_file (`config apply`) do not "
-    "catch: a traceback and exit 1 instead of exit 2 unparsable_input / config_unparsable"))
 @pytest.mark.parametrize("command", ["book", "config"])
 def test_deeply_nested_json_is_refused_cleanly(c, tmp_path, command):
     nested = "[" * 100_000 + "]" * 100_000
