@@ -3,9 +3,9 @@
 Every input gets either its normal answer or a clean refusal: a ServiceError (or the CLI's JSON
 error) with a stable snake_case code, never another exception or a traceback, and a refusal
 writes nothing (row counts unchanged; a refused booking request only records its `failed`
-booking, as the contract says, and holds nothing). Known bugs found by this suite are pinned as
-strict xfail tests at the end; the strategies here stay clear of exactly those inputs (calendar
-edges, exponent amounts, usage errors) so the rest keeps guarding.
+booking, as the contract says, and holds nothing). The bugs this suite found (calendar edges,
+huge amounts, usage errors, NUL characters, non-ASCII tokens, infinite hours) are fixed; the
+tests at the end pin each of those inputs, which the strategies above do not generate.
 """
 from __future__ import annotations
 
@@ -457,7 +457,7 @@ def test_fuzz_manage_tokens(world, data):
     assert after["activity"] - before["activity"] == refusals_after - refusals_before <= 1
 
 
-# -- known bugs found by fuzzing ----------------------------------------------------------------------
+# -- inputs behind the bugs fuzzing found (now fixed) ---------------------------------------------------
 
 
 @pytest.mark.parametrize("argv", [["show"], ["refund", "bk_x", "--amount"], ["activity", "--limit", "0"],
