@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
+from tests.worker_process import WorkerProcess
+
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -242,34 +244,12 @@ def _pid_alive(pid: int) -> bool:
 # -- a real worker ----------------------------------------------------------------------------------
 
 
-class Worker:
+class Worker(WorkerProcess):
     """`celery -A worker worker` as the Procfile runs it (prefork, -E), plus the bench no-op tasks."""
 
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, name: str = "w1"):
-        self.env, self.log_path, self.concurrency, self.name = env, log_path, concurrency, name
-        self.proc: subprocess.Popen | None = None
-        self._offset = 0
-
-    def start(self, timeout: float = 60) -> "Worker":
-        args = [str(BIN / "celery"), "-A", "worker", "worker", "--loglevel=INFO", f"--concurrency={self.concurrency}",
-                "-P", "prefork", "-E", "-n", f"bench-{self.name}@%h", "--without-mingle", "--without-gossip",
-                "-I", "bench.noop_tasks"]
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, env=self.env, cwd=PROJECT, stdout=logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited at start:\n{self.log()[-4000:]}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
-
-    def log(self) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes().decode(errors="replace")
+        super().__init__(env, log_path, concurrency=concurrency, name=f"bench-{name}",
+                         extra_args=("-I", "bench.noop_tasks"))
 
     def mark(self) -> int:
         """A position in the log; `task_runtimes(since=mark)` reads only what came after."""
@@ -289,15 +269,6 @@ class Worker:
     def child_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 def summarize_runtimes(runtimes: dict[str, list[float]], per: int | None = None) -> list[dict]:

@@ -14,8 +14,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, name: str = "w1"):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, name: str = "w1",
+                 extra_args: tuple[str, ...] = ()):
         self.env, self.log_path, self.concurrency, self.beat, self.name = env, log_path, concurrency, beat, name
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "WorkerProcess":
@@ -23,6 +25,7 @@ class WorkerProcess:
                 "-P", "prefork", "-E", "-n", f"{self.name}@%h", "--without-mingle", "--without-gossip"]
         if self.beat:
             args += ["-B", "--schedule", str(self.log_path.parent / f"beat-{self.name}")]
+        args += list(self.extra_args)
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=self.env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
