@@ -1,7 +1,7 @@
 """Money in integer cents: parsing, formatting, the relative-cost allocation, percentages."""
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from .errors import InvalidInput
 

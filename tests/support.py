@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -81,7 +80,22 @@ def apply_config(container, data: dict) -> dict:
     return counts
 
 
-def _default_handlers() -> dict[str, Callable]:
+def claim_next_task(container) -> tuple[str, dict] | None:
+    """The oldest task-outbox row not yet sent, marked sent as the dispatcher would:
+    (task name, kwargs), or None when the outbox is empty."""
+    from models import TaskOutbox
+
+    with container.session_factory() as db:
+        row = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None)).order_by(TaskOutbox.id).first()
+        if row is None:
+            return None
+        name, kwargs = row.task_name, dict(row.kwargs)
+        db.execute(update(TaskOutbox).where(TaskOutbox.id == row.id).values(dispatched_at=container.clock()))
+        db.commit()
+    return name, kwargs
+
+
+def default_task_handlers() -> dict[str, Callable]:
     """The bodies of the tasks after the saga: lifecycle follow-ups and calendar sync."""
     from services import lifecycle
     from services.calendar import SYNC_CALENDAR, sync_booking
@@ -92,7 +106,6 @@ def _default_handlers() -> dict[str, Callable]:
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:
     """Run the task outbox in-process, in order, until it is empty: the saga's logic without
     Celery (queue behaviour itself is tested with a real worker elsewhere)."""
-    from models import TaskOutbox
     from services.booking import workflow
     from services.notifications import outbox
 
@@ -103,13 +116,10 @@ def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> 
     }
     ran = []
     for _ in range(max_rounds):
-        with container.session_factory() as db:
-            row = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None)).order_by(TaskOutbox.id).first()
-            if row is None:
-                return ran
-            name, kwargs = row.task_name, dict(row.kwargs)
-            db.execute(update(TaskOutbox).where(TaskOutbox.id == row.id).values(dispatched_at=container.clock()))
-            db.commit()
+        claimed = claim_next_task(container)
+        if claimed is None:
+            return ran
+        name, kwargs = claimed
         ran.append(name)
         if on_task:
             on_task(name, kwargs)
@@ -124,7 +134,7 @@ def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> 
         elif name == "sessionpack.send_emails":
             outbox.deliver(container, kwargs.get("ids"))
         else:
-            extra = {**_default_handlers(), **getattr(container, "test_task_handlers", {})}.get(name)
+            extra = {**default_task_handlers(), **getattr(container, "test_task_handlers", {})}.get(name)
             if extra is None:
                 raise AssertionError(f"drain() does not know task {name}")
             extra(container, **kwargs)

@@ -506,7 +506,7 @@ def approve_booking(c, booking_id: str, actor: str = "admin") -> str:
     """Run the rest of the workflow for a request awaiting approval. Idempotent: approving a
     booking that is already on its way or confirmed changes nothing."""
     with c.uow() as uow:
-        booking = _awaiting(uow, booking_id, allow=("pending", "confirmed"))
+        booking = load_awaiting(uow, booking_id, allow=("pending", "confirmed"))
         if booking.status != "awaiting_approval":
             return booking.status
         booking.status, booking.expires_at = "pending", None
@@ -524,7 +524,7 @@ def decline_booking(c, booking_id: str, reason: str | None = None, actor: str = 
     from ..notifications import compose
 
     with c.uow() as uow:
-        booking = _awaiting(uow, booking_id, allow=("cancelled",))
+        booking = load_awaiting(uow, booking_id, allow=("cancelled",))
         if booking.status != "awaiting_approval":
             return booking.status
         for s in booking.sessions:
@@ -543,7 +543,9 @@ def decline_booking(c, booking_id: str, reason: str | None = None, actor: str = 
         return "cancelled"
 
 
-def _awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
+def load_awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
+    """The booking, when it awaits approval or is in one of the `allow`ed states (an earlier,
+    repeated decision); otherwise NotFound or OperationFailed `not_awaiting_approval`."""
     from ..errors import NotFound
 
     booking = uow.db.get(Booking, booking_id)

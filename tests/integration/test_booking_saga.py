@@ -5,7 +5,6 @@ Queue behaviour (real worker, redelivery, SIGKILL) is covered in test_worker_*.p
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from models import Booking, Meeting, OutboxEmail, Reminder, SagaStep, Session
 from services.booking import workflow

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Session
 from services.booking import workflow
-from tests.support import apply_config, booking_request, daily_slots, drain, iso, local, package_config
+from tests.support import apply_config, booking_request, drain, iso, local, package_config
 
 
 def _session(booking_id, start, minutes=60, sid=None):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, text
 
 from services.errors import PermanentError, ServiceError, TransientError
 
@@ -89,25 +89,20 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
     once for anything else) fails the booking and starts its compensation; compensation retries
     transient failures; every other task retries transient failures and otherwise fails (the
     failure is recorded in the returned stats, as Celery would log it)."""
-    from models import TaskOutbox
-    from services import lifecycle
     from services.booking import workflow
-    from services.calendar import SYNC_CALENDAR, sync_booking
     from services.notifications import outbox
     from tasks.base import MAX_RETRIES
+    from tests.support import claim_next_task, default_task_handlers
 
     retries = MAX_RETRIES if retries is None else retries
     stats = stats or RunStats()
-    handlers: dict[str, Callable] = {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: sync_booking,
+    handlers: dict[str, Callable] = {**default_task_handlers(),
                                      "sessionpack.send_emails": lambda c, ids=None: outbox.deliver(c, ids)}
     for _ in range(max_rounds):
-        with c.session_factory() as db:
-            row = db.query(TaskOutbox).filter(TaskOutbox.dispatched_at.is_(None)).order_by(TaskOutbox.id).first()
-            if row is None:
-                return stats
-            name, kwargs = row.task_name, dict(row.kwargs)
-            db.execute(update(TaskOutbox).where(TaskOutbox.id == row.id).values(dispatched_at=c.clock()))
-            db.commit()
+        claimed = claim_next_task(c)
+        if claimed is None:
+            return stats
+        name, kwargs = claimed
         stats.tasks[name] += 1
         if name in SAGA_STEPS:
             step = SAGA_STEPS[name]
