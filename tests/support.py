@@ -1,11 +1,12 @@
 """Test helpers shared by the suites: databases, containers, and driving the saga in-process."""
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text, update
@@ -186,3 +187,42 @@ def booking_request(slots: list[str], *, request_id: str | None = None, event_ty
     if payment_method:
         req["payment_method"] = payment_method
     return req
+
+
+class InlineCelery:
+    """Stands in for the broker and a worker: runs each task sent (the CLI's public task with the
+    id the CLI gave it, so the task's own code derives the change key) in this process."""
+
+    def __init__(self, c):
+        self.c, self.sent = c, []
+
+    def send_task(self, name, kwargs=None, task_id=None, **_):
+        import tasks  # noqa: F401  (registers the tasks)
+        from worker.app import app
+
+        self.sent.append(name)
+        app.tasks[name].apply(kwargs=kwargs, task_id=task_id, throw=True)
+        drain(self.c)
+
+
+@contextlib.contextmanager
+def inline_cli(container) -> Iterator[Callable]:
+    """`sessionpack` commands in-process on `container`, their tasks run at once (InlineCelery,
+    as `container.celery_app`): yields run(*args) -> (exit code, the printed JSON or None)."""
+    from click.testing import CliRunner
+
+    from worker.cli import main
+    from worker.wiring import set_container
+
+    container.celery_app = InlineCelery(container)
+    set_container(container)
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None
+
+    try:
+        yield run
+    finally:
+        set_container(None)

@@ -66,7 +66,12 @@ def register(main: click.Group) -> None:
     @reporting
     def cancel(session_ids: tuple[str, ...], tokens: tuple[str, ...], admin: bool, no_refund: bool,
                reason: str | None, wait: float | None) -> None:
-        """Cancel one or more sessions of one booking."""
+        """Cancel one or more sessions of one booking.
+
+        On a request still awaiting the owner's approval (manual booking mode) this withdraws
+        the request: name all its sessions; no policy applies and no money moves, the slot is
+        freed and both sides are emailed.
+        """
         from services.lifecycle import preview_cancel
 
         c = container()
@@ -76,6 +81,8 @@ def register(main: click.Group) -> None:
         plan = preview_cancel(c, **kwargs)
         queued = {"booking_id": plan["booking_id"], "sessions": plan["session_ids"],
                   "refund": format_amount(plan["refund_cents"], plan["currency"])}
+        if plan["withdraw"]:
+            queued["withdraw"] = True  # a request awaiting approval: withdrawn as a whole
         _send_and_report(c, "sessionpack.cancel_sessions", kwargs, queued, wait)
 
     @main.command()

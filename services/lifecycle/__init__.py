@@ -2,7 +2,8 @@
 policies, manual refunds, and reconciliation of the ledger with Stripe.
 
 Modules: `policy` (pure rules), `access` (tokens and admin), `changes` (a request as one
-idempotent change), `ledger` (refunds and fees), `cancel`, `reschedule`, `manual`, `reconcile`.
+idempotent change), `ledger` (refunds and fees), `cancel` (and `withdraw`, a cancel of a request
+awaiting approval), `reschedule`, `manual`, `reconcile`.
 The CLI calls the `preview_*` functions to refuse early and then enqueues the public task; the
 tasks call the functions below, which check everything again and apply the change.
 """

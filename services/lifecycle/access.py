@@ -87,9 +87,11 @@ def lock_booking(db: Db, booking_id: str) -> Booking:
 
 
 def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens: Sequence[str] | None = None,
-                    admin: bool = False, *, action: str = "cancel") -> tuple[Booking, list[Session]]:
+                    admin: bool = False, *, action: str = "cancel",
+                    allow_request: bool = False) -> tuple[Booking, list[Session]]:
     """`authorize_sessions` inside a caller's transaction (which locks the booking first when it
-    is going to change it: `changes.begin_change`)."""
+    is going to change it: `changes.begin_change`). With `allow_request`, the held sessions of a
+    request awaiting the owner's approval are accepted too (a withdrawal)."""
     ids = _check_request(session_ids, tokens, admin)
     if not admin:
         verify_tokens(secret_key, ids, tokens)
@@ -105,20 +107,39 @@ def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens:
     booking = db.get(Booking, booking_id)
     by_id = {s.id: s for s in booking.sessions}
     sessions = [by_id[s] for s in ids]
+    awaiting = allow_request and booking.status == "awaiting_approval"
     for s in sessions:
         if s.status == "cancelled":
             raise OperationFailed(
                 "session_already_cancelled",
-                f"session {s.id} (number {s.number}) is already cancelled, so it cannot be {AFTER_CANCEL[action]}; "
-                f"nothing was changed and no money moved",
+                f"session {s.id} (number {s.number}) is already cancelled{_why_cancelled(booking)}, so it cannot be "
+                f"{AFTER_CANCEL[action]}; nothing was changed and no money moved",
             )
-        if s.status != "confirmed":
-            raise OperationFailed(
-                "session_not_confirmed",
-                f"session {s.id} is not confirmed (the booking is {booking.status}); only sessions of a "
-                f"confirmed booking can be {PAST_TENSE[action]}",
-            )
+        if s.status != "confirmed" and not (awaiting and s.status == "held"):
+            raise OperationFailed("session_not_confirmed", _not_confirmed(booking, s, action))
     return booking, sessions
+
+
+def _why_cancelled(booking: Booking) -> str:
+    """How a request that never got confirmed ended, for the error's message."""
+    failure = booking.failure or {}
+    if failure.get("step") != "approval":
+        return ""
+    return {"withdrawn": " (the request was withdrawn)", "declined": " (the owner declined the request)",
+            "approval_expired": " (the request expired before the owner decided)"}.get(failure.get("code"), "")
+
+
+def _not_confirmed(booking: Booking, session: Session, action: str) -> str:
+    if booking.status == "awaiting_approval":
+        # Only a reschedule gets here: a request is withdrawn with `cancel`, never moved.
+        return (f"session {session.id} belongs to a request awaiting the owner's approval; a request cannot be "
+                f"{PAST_TENSE[action]}: withdraw it with `sessionpack cancel` and request another time")
+    if booking.status == "pending":
+        return (f"session {session.id} is not confirmed yet (the booking is pending: its booking workflow is "
+                f"still running, e.g. just after the owner approved it); try again once `sessionpack show "
+                f"{booking.id}` says confirmed")
+    return (f"session {session.id} is not confirmed (the booking is {booking.status}); only sessions of a "
+            f"confirmed booking can be {PAST_TENSE[action]}")
 
 
 def authorize_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None = None,

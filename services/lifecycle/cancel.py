@@ -1,5 +1,8 @@
 """Cancelling one or more sessions of a booking, with the policy's refund.
 
+Cancelling a request that still awaits the owner's approval (manual booking mode) withdraws it
+instead: see `withdraw` (no policy, no money, the whole request at once).
+
 The decision is one transaction: sessions cancelled, reminders dropped, the refund's pending
 ledger rows, the activity, the booking cancelled once no session is left, and one consolidated
 email pair. The outside work follows in tasks: deleting the meetings (`finish_cancellation`)
@@ -25,15 +28,18 @@ from . import policy
 from .access import actor_of, load_authorized
 from .changes import FINISH_CANCELLATION, begin_change, clean_reason, recording_refusals
 from .ledger import enqueue_refund, money_position, plan_refund
+from .withdraw import apply_withdrawal, check_whole_request
 
 
 @dataclass(frozen=True)
 class CancelPlan:
-    """A checked cancellation: the sessions and each one's refund in cents."""
+    """A checked cancellation: the sessions and each one's refund in cents. `withdraw`: the
+    booking is a request awaiting approval, so the cancellation withdraws it (no refunds)."""
 
     booking: Booking
     sessions: list[Session]
     refunds: list[int]
+    withdraw: bool = False
 
     @property
     def refund_total(self) -> int:
@@ -48,7 +54,12 @@ def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None,
                 refund: bool) -> CancelPlan:
     """Authorize, apply the policy (the customer's window; the admin has none) and work out the
     refunds: the policy's percent of each session's relative cost, within what is refundable."""
-    booking, sessions = load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, action="cancel")
+    booking, sessions = load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, action="cancel",
+                                        allow_request=True)
+    if booking.status == "awaiting_approval":
+        # Nothing is booked or paid yet: no policy window, no refund, the whole request at once.
+        check_whole_request(booking, sessions)
+        return CancelPlan(booking, sessions, [0] * len(sessions), withdraw=True)
     terms = policy_view(booking.terms or {})
     if not admin:
         for s in sessions:
@@ -67,7 +78,7 @@ def preview_cancel(c, session_ids: Sequence[str], tokens: Sequence[str] | None =
     with c.session_factory() as db:
         plan = plan_cancel(db, c, session_ids, tokens, admin, refund)
         return {"booking_id": plan.booking.id, "session_ids": [s.id for s in plan.sessions],
-                "refund_cents": plan.refund_total, "currency": plan.booking.currency}
+                "refund_cents": plan.refund_total, "currency": plan.booking.currency, "withdraw": plan.withdraw}
 
 
 def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None = None, admin: bool = False,
@@ -77,6 +88,9 @@ def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None 
     Returns {"booking_id", "cancelled", "refund_cents", "change_key", "replayed"}. Running it
     again with the same `change_key` changes nothing. Raises the errors of `authorize_sessions`,
     `policy_forbids`, `too_late_to_cancel`; each refusal is recorded in the activity stream.
+    A request awaiting approval is withdrawn as a whole (`withdraw.apply_withdrawal`; the result
+    then has "withdrawn": True), or refused with `withdraw_whole_request` when not all of its
+    sessions are named.
     """
     actor = actor_of(admin)
     with recording_refusals(c, "cancel", change_key, actor=actor, session_ids=session_ids):
@@ -85,7 +99,8 @@ def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None 
             if begin_change(uow, change_key, session_ids=session_ids):
                 return {"change_key": change_key, "replayed": True}
             plan = plan_cancel(uow.db, c, session_ids, tokens, admin, refund)
-            result = _apply(uow, c, plan, actor=actor, reason=reason, change_key=change_key)
+            apply = apply_withdrawal if plan.withdraw else _apply
+            result = apply(uow, c, plan, actor=actor, reason=reason, change_key=change_key)
             uow.commit()
             return result
 

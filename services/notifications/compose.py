@@ -236,3 +236,13 @@ def booking_declined(view: BookingView, reason: str | None, *, expired: bool = F
     if expired:
         specs.append(_compose("approval_expired_owner", view, "owner", ("expired",), sessions=list(view.sessions)))
     return specs
+
+
+def request_withdrawn(view: BookingView, reason: str | None, *, by_admin: bool = False) -> list[EmailMessageSpec]:
+    """A request awaiting approval was withdrawn (by the customer, or the administrator for them):
+    the customer gets a confirmation, the owner learns there is nothing left to decide. One
+    withdrawal per booking, so the ids carry no change key."""
+    view = _clean(view)
+    return [_compose(f"request_withdrawn_{a}", view, a, ("withdrawn",), sessions=list(view.sessions),
+                     reason=_reason(reason), by_admin=by_admin)
+            for a in AUDIENCES]

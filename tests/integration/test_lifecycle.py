@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 import pytest
 import stripe
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from models import Activity, Booking, LedgerEntry, Meeting, OutboxEmail, Payment, Reminder, Session
@@ -23,7 +22,8 @@ from services.booking.views import booking_object
 from services.errors import InvalidInput, NotFound, OperationFailed
 from services.tokens import make_token
 from tests.peers.localstripe_server import reset, running_localstripe
-from tests.support import apply_config, booking_request, daily_slots, drain, iso, local, package_config
+from tests.support import (apply_config, booking_request, daily_slots, drain, inline_cli, iso, local,
+                           package_config)
 
 pytestmark = pytest.mark.integration
 
@@ -534,37 +534,10 @@ def test_reconcile_reports_a_refund_made_directly_in_stripe(paid, clock, raw):
 PUBLIC_TASKS = {"sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking"}
 
 
-class InlineCelery:
-    """Stands in for the broker and a worker: runs each task sent (the CLI's public task with the
-    id the CLI gave it, so the task's own code derives the change key) in this process."""
-
-    def __init__(self, c):
-        self.c, self.sent = c, []
-
-    def send_task(self, name, kwargs=None, task_id=None, **_):
-        import tasks  # noqa: F401  (registers the tasks)
-        from worker.app import app
-
-        self.sent.append(name)
-        app.tasks[name].apply(kwargs=kwargs, task_id=task_id, throw=True)
-        drain(self.c)
-
-
 @pytest.fixture
 def cli(paid):
-    from worker.cli import main
-    from worker.wiring import set_container
-
-    paid.celery_app = InlineCelery(paid)
-    set_container(paid)
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None
-
-    yield run
-    set_container(None)
+    with inline_cli(paid) as run:
+        yield run
 
 
 def test_cli_refuses_early_with_the_contract_exit_codes(cli, paid, clock):

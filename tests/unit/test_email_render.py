@@ -23,7 +23,7 @@ EMAIL_NAMES = sorted(
     "sessions_cancelled_customer sessions_cancelled_owner session_rescheduled_customer "
     "session_rescheduled_owner refund_issued_customer reminder_customer reminder_owner "
     "approval_requested_customer approval_requested_owner booking_declined_customer "
-    "approval_expired_owner".split()
+    "approval_expired_owner request_withdrawn_customer request_withdrawn_owner".split()
 )
 
 
@@ -49,6 +49,7 @@ def all_specs(view=None) -> list[compose.EmailMessageSpec]:
         *compose.approval_requested(pending),
         *compose.booking_declined(pending, "Fully booked that week"),
         *[e for e in compose.booking_declined(pending, None, expired=True) if e.kind == "approval_expired_owner"],
+        *compose.request_withdrawn(replace(pending, status="cancelled"), "Found another time"),
     ]
 
 
@@ -166,6 +167,24 @@ def test_free_booking_has_no_money_wording():
         assert "$" not in spec.text and "$" not in spec.html
         assert "Payment" not in spec.text and "refund" not in spec.text.lower()
         assert "Cancel up to 24 hours before a session." in spec.text
+
+
+def test_withdrawn_request_tells_each_side_once_with_who_withdrew_it():
+    view = replace(sample_view(1, 0), status="cancelled")
+    customer, owner = compose.request_withdrawn(view, "Found\r\nanother time")
+    assert (customer.kind, owner.kind) == ("request_withdrawn_customer", "request_withdrawn_owner")
+    assert customer.subject.startswith("Withdrawn: your request") and owner.subject.startswith("Request withdrawn:")
+    for spec in (customer, owner):
+        assert "Reason: Found another time" in spec.text and "Found another time" in spec.html
+        assert "administrator" not in spec.text and not spec.attachments
+        assert "charged" not in spec.text  # a free request: no money wording
+    assert "withdrawn by Sam Lee before you decided" in owner.text
+    assert "Nothing was booked" in customer.text
+    by_admin = compose.request_withdrawn(view, None, by_admin=True)
+    assert all("by the booking page's administrator" in spec.text for spec in by_admin)
+    assert "Reason:" not in by_admin[0].text
+    # One withdrawal per booking: composing it again gives the same ids (the outbox skips them).
+    assert [s.message_id for s in by_admin] == [customer.message_id, owner.message_id]
 
 
 # -- policies in plain words -------------------------------------------------------------------
