@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -53,15 +53,38 @@ def _upsert(db):
     return insert
 
 
+_MARK_STEPS: dict[str, Any] = {}
+
+
+def _mark_steps_statement(dialect_name: str):
+    """The saga log's upsert, built once per dialect: reusing one statement object lets
+    SQLAlchemy skip building and hashing a new construct for each of a booking's ~7 marks."""
+    stmt = _MARK_STEPS.get(dialect_name)
+    if stmt is None:
+        if dialect_name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(SagaStep)
+        stmt = _MARK_STEPS[dialect_name] = stmt.on_conflict_do_update(
+            index_elements=["booking_id", "step"],
+            set_={"outcome": stmt.excluded.outcome, "error": stmt.excluded.error, "updated_at": stmt.excluded.updated_at,
+                  "attempts": SagaStep.attempts + stmt.excluded.attempts})
+    return stmt
+
+
 def _mark_step(db, booking_id: str, step: str, outcome: str, error: dict | None = None) -> None:
     """Record a step's latest outcome in the saga log (one upsert statement)."""
-    started = 1 if outcome == "started" else 0
-    insert = _upsert(db)
-    db.execute(insert(SagaStep).values(booking_id=booking_id, step=step, outcome=outcome, error=error,
-                                       attempts=started, updated_at=utcnow())
-               .on_conflict_do_update(index_elements=["booking_id", "step"],
-                                      set_={"outcome": outcome, "error": error, "updated_at": utcnow(),
-                                            "attempts": SagaStep.attempts + started}))
+    _mark_steps(db, booking_id, (step,), outcome, error)
+
+
+def _mark_steps(db, booking_id: str, steps: Iterable[str], outcome: str, error: dict | None = None) -> None:
+    """Record the same outcome for several steps in one round trip; `started` counts an attempt."""
+    now, started = utcnow(), 1 if outcome == "started" else 0
+    # Core, not the ORM's bulk path: the saga log is never read back in the same transaction.
+    db.connection().execute(_mark_steps_statement(db.bind.dialect.name), [
+        {"booking_id": booking_id, "step": step, "outcome": outcome, "error": error, "attempts": started,
+         "updated_at": now} for step in steps])
 
 
 def _next_step(booking: Booking, after: str | None) -> str:
@@ -301,6 +324,9 @@ def provision_conferencing(c, booking_id: str) -> None:
         if booking is None:
             return
         provider = provider_for(c, booking.terms["conferencing_provider"])
+        if not getattr(provider, "remote", True):  # test doubles may not subclass the base
+            _provision_locally(uow, booking, provider)
+            return
         existing = {m.session_id: m for m in uow.db.execute(
             select(Meeting).where(Meeting.session_id.in_([s.id for s in booking.sessions]))).scalars()}
         retried = bool(existing)
@@ -339,6 +365,19 @@ def provision_conferencing(c, booking_id: str) -> None:
         uow.commit()
 
 
+def _provision_locally(uow, booking: Booking, provider) -> None:
+    """A provider that makes no call out (builtin): nothing can be left behind by a crash, so the
+    meetings are made and recorded in one transaction, without the `creating` placeholders."""
+    for s in booking.sessions:
+        d = provider.create(_meeting_request(booking, s))
+        uow.db.add(Meeting(session_id=s.id, provider=d.provider, status="active", external_id=d.external_id,
+                           join_url=d.join_url, password=d.password, dial_in=d.dial_in, host_url=d.host_url))
+        uow.record("meeting.created", booking_id=booking.id, session_id=s.id, provider=d.provider,
+                   meeting_id=d.external_id)
+    _advance(uow, booking, "conferencing")
+    uow.commit()
+
+
 # -- step 4: capture (the pivot), then confirm, notify and plan reminders --------------------------
 
 
@@ -346,6 +385,9 @@ def capture_payment(c, booking_id: str) -> None:
     with c.uow() as uow:
         booking = _load_at_step(uow, booking_id, "capture")
         if booking is None:
+            return
+        if not booking.price_cents:  # no money moves: the pivot is the confirmation alone
+            _confirm(c, uow, booking, None)
             return
         key = _key(booking_id, "capture")
         entry = uow.db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).scalar_one_or_none()
@@ -375,35 +417,38 @@ def capture_payment(c, booking_id: str) -> None:
 def confirm_booking(c, booking_id: str, movement=None) -> None:
     """The pivot's transaction: money recorded, booking and sessions confirmed, the consolidated
     emails written to the outbox and the reminders planned, all or nothing."""
-    from ..notifications import compose
-
     with c.uow() as uow:
         booking = _load_at_step(uow, booking_id, "capture")
-        if booking is None:
-            return
-        db = uow.db
-        if movement is not None:
-            entry = db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == _key(booking_id, "capture"))).scalar_one()
-            entry.status, entry.stripe_object_id = "succeeded", movement.object_id
-            payment = db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one()
-            payment.status = "captured"
-            uow.record("payment.captured", booking_id=booking_id, amount=format_amount(booking.price_cents, booking.currency),
-                       currency=booking.currency)
-        for s in booking.sessions:
-            s.status = "confirmed"
-        booking.status, booking.saga_step = "confirmed", "done"
-        for step in ("capture", "notify", "reminders"):
-            _mark_step(db, booking_id, step, "done")
-        uow.record("booking.confirmed", booking_id=booking_id, sessions=len(booking.sessions))
-        for s in booking.sessions:
-            uow.record("session.confirmed", booking_id=booking_id, session_id=s.id, number=s.number,
-                       start=to_utc_iso(s.start_at))
-        db.flush()
-        view = booking_view(db, booking, c.settings)
-        queue_emails(uow, compose.booking_confirmed(view), booking_id=booking_id)
-        plan_reminders(db, booking, booking.sessions, now=c.clock())
-        request_sync(uow, booking_id, booking.owner_id)
-        uow.commit()
+        if booking is not None:
+            _confirm(c, uow, booking, movement)
+
+
+def _confirm(c, uow, booking: Booking, movement) -> None:
+    """`confirm_booking`'s work in the caller's transaction, which it commits."""
+    from ..notifications import compose
+
+    booking_id, db = booking.id, uow.db
+    if movement is not None:
+        entry = db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == _key(booking_id, "capture"))).scalar_one()
+        entry.status, entry.stripe_object_id = "succeeded", movement.object_id
+        payment = db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one()
+        payment.status = "captured"
+        uow.record("payment.captured", booking_id=booking_id, amount=format_amount(booking.price_cents, booking.currency),
+                   currency=booking.currency)
+    for s in booking.sessions:
+        s.status = "confirmed"
+    booking.status, booking.saga_step = "confirmed", "done"
+    _mark_steps(db, booking_id, ("capture", "notify", "reminders"), "done")
+    uow.record("booking.confirmed", booking_id=booking_id, sessions=len(booking.sessions))
+    for s in booking.sessions:
+        uow.record("session.confirmed", booking_id=booking_id, session_id=s.id, number=s.number,
+                   start=to_utc_iso(s.start_at))
+    db.flush()
+    view = booking_view(db, booking, c.settings)
+    queue_emails(uow, compose.booking_confirmed(view), booking_id=booking_id)
+    plan_reminders(db, booking, booking.sessions, now=c.clock())
+    request_sync(uow, booking_id, booking.owner_id)
+    uow.commit()
 
 
 # -- failure and compensation ---------------------------------------------------------------------
@@ -544,16 +589,22 @@ def decline_booking(c, booking_id: str, reason: str | None = None, actor: str = 
 
 
 def load_awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
-    """The booking, when it awaits approval or is in one of the `allow`ed states (an earlier,
-    repeated decision); otherwise NotFound or OperationFailed `not_awaiting_approval`."""
+    """The booking, locked for this transaction (like `lifecycle.access.lock_booking`, so an
+    approval, a decline and a customer's withdrawal decide one after the other), when it awaits
+    approval or is in one of the `allow`ed states (an earlier, repeated decision); otherwise
+    NotFound or OperationFailed `not_awaiting_approval`."""
     from ..errors import NotFound
 
-    booking = uow.db.get(Booking, booking_id)
+    booking = uow.db.execute(select(Booking).where(Booking.id == booking_id).with_for_update()
+                             .execution_options(populate_existing=True)).scalar_one_or_none()
     if booking is None:
         raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id")
     if booking.status != "awaiting_approval" and booking.status not in allow:
+        failure = booking.failure if (booking.failure or {}).get("step") == "approval" else {}
+        why = {"withdrawn": " (the request was withdrawn before it was decided)", "declined": " (declined)",
+               "approval_expired": " (the request expired)"}.get(failure.get("code"), "")
         raise OperationFailed("not_awaiting_approval",
-                              f"booking {booking_id} is {booking.status}, not awaiting approval; only requests made in manual booking mode can be approved or declined")
+                              f"booking {booking_id} is {booking.status}{why}, not awaiting approval; only requests made in manual booking mode can be approved or declined")
     return booking
 
 

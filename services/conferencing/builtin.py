@@ -13,6 +13,7 @@ class BuiltinProvider(ConferencingProvider):
     secret key, so a redelivered create gives the same room (idempotent) and nobody can guess one."""
 
     name = "builtin"
+    remote = False
 
     def __init__(self, public_base_url: str, secret_key: str):
         self.public_base_url = public_base_url.rstrip("/")

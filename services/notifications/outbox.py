@@ -62,47 +62,49 @@ def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
     Transient failures put the row back with exponential backoff; a permanent refusal or
     too many attempts marks it failed (visible in `doctor`)."""
     now = container.clock()
-    factory = container.session_factory
-    with factory() as db:
-        query = select(OutboxEmail.id).where(
-            or_(
-                (OutboxEmail.status == "pending") & (OutboxEmail.next_attempt_at <= now),
-                (OutboxEmail.status == "sending") & (OutboxEmail.next_attempt_at <= now - stale_after),
-            )
-        )
-        if ids is not None:
-            query = query.where(OutboxEmail.id.in_(ids))
-        candidates = [i for (i,) in db.execute(query.order_by(OutboxEmail.id).limit(limit))]
-        db.rollback()
+    due = or_(
+        (OutboxEmail.status == "pending") & (OutboxEmail.next_attempt_at <= now),
+        (OutboxEmail.status == "sending") & (OutboxEmail.next_attempt_at <= now - stale_after),
+    )
+    candidates = select(OutboxEmail.id).where(due)
+    if ids is not None:
+        candidates = candidates.where(OutboxEmail.id.in_(ids))
+    candidates = candidates.order_by(OutboxEmail.id).limit(limit).scalar_subquery()
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    for row_id in candidates:
-        with factory() as db:
-            claimed = db.execute(
-                update(OutboxEmail)
-                .where(OutboxEmail.id == row_id, OutboxEmail.status.in_(("pending", "sending")),
-                       OutboxEmail.next_attempt_at <= now)
-                .values(status="sending", next_attempt_at=now, attempts=OutboxEmail.attempts + 1)
-            ).rowcount
-            db.commit()
-            if not claimed:
-                continue
-            row = db.get(OutboxEmail, row_id)
-            try:
-                container.email_sender.send(_spec_of(row), container.settings.smtp_from)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
-                # A refused recipient or an invalid address will not get better by retrying.
-                permanent = isinstance(exc, (PermanentError, InvalidInput)) or row.attempts >= MAX_ATTEMPTS
-                row.status = "failed" if permanent else "pending"
-                row.last_error = str(exc)[:2000]
-                backoff = min(3600, 5 * 2 ** row.attempts) * (0.5 + random.random())
-                row.next_attempt_at = now + timedelta(seconds=backoff)
-                counts["failed" if permanent else "retry"] += 1
-                log.warning("email %s not sent (attempt %s): %s", row.kind, row.attempts, exc)
-            else:
-                row.status, row.sent_at, row.last_error = "sent", container.clock(), None
-                counts["sent"] += 1
-            db.commit()
+    with container.session_factory() as db:
+        # One conditional UPDATE claims every due row (pending -> sending); a row another
+        # dispatcher claimed meanwhile no longer matches `due`, so no row is sent twice.
+        claimed = db.execute(
+            update(OutboxEmail).where(OutboxEmail.id.in_(candidates), due)
+            .values(status="sending", next_attempt_at=now, attempts=OutboxEmail.attempts + 1)
+            .returning(OutboxEmail.id)
+        ).scalars().all()
+        db.commit()
+        if not claimed:
+            return counts
+        rows = db.execute(select(OutboxEmail).where(OutboxEmail.id.in_(claimed)).order_by(OutboxEmail.id)).scalars().all()
+        for row in rows:
+            _send_one(container, row, now, counts)
+            db.commit()  # each outcome on its own, so a crash later in the batch resends nothing sent here
     return counts
+
+
+def _send_one(container, row: OutboxEmail, now: datetime, counts: dict[str, int]) -> None:
+    """Send one claimed row and record the outcome on it (the caller commits)."""
+    try:
+        container.email_sender.send(_spec_of(row), container.settings.smtp_from)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
+        # A refused recipient or an invalid address will not get better by retrying.
+        permanent = isinstance(exc, (PermanentError, InvalidInput)) or row.attempts >= MAX_ATTEMPTS
+        row.status = "failed" if permanent else "pending"
+        row.last_error = str(exc)[:2000]
+        backoff = min(3600, 5 * 2 ** row.attempts) * (0.5 + random.random())
+        row.next_attempt_at = now + timedelta(seconds=backoff)
+        counts["failed" if permanent else "retry"] += 1
+        log.warning("email %s not sent (attempt %s): %s", row.kind, row.attempts, exc)
+    else:
+        row.status, row.sent_at, row.last_error = "sent", container.clock(), None
+        counts["sent"] += 1
 
 
 def backlog(db, now: datetime) -> dict[str, int]:
