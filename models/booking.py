@@ -4,10 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, utcnow
+
+TROUBLED_CONFERENCING = text("step = 'conferencing' AND (attempts > 1 OR outcome = 'failed')")
 
 # Session states that occupy the owner's time (they count for overlap and availability).
 ACTIVE_SESSION_STATES = ("held", "confirmed")
@@ -93,6 +95,10 @@ class SagaStep(Base):
     """The saga log: one row per booking and step, with its latest outcome."""
 
     __tablename__ = "saga_steps"
+    # The orphan-meeting sweep's candidates (services/conferencing/reconcile.py): partial, so it
+    # holds only the few troubled conferencing steps, not a row for every step of every booking.
+    __table_args__ = (Index("ix_saga_steps_conferencing_troubled", "updated_at",
+                            postgresql_where=TROUBLED_CONFERENCING, sqlite_where=TROUBLED_CONFERENCING),)
 
     booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), primary_key=True)
     step: Mapped[str] = mapped_column(String(24), primary_key=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.booking import workflow
+from services.conferencing import reconcile
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
 from services.notifications import outbox, reminders
 from worker.app import app
@@ -39,3 +40,9 @@ def resend_stale_refunds(self) -> int:
 def resume_stalled_bookings(self) -> int:
     c = container()
     return workflow.resume_stalled(c, timedelta(seconds=c.settings.saga_stall_seconds))
+
+
+@app.task(name="sessionpack.sweep_orphan_meetings", bind=True, acks_late=True)
+def sweep_orphan_meetings(self) -> dict:
+    # No task retry: the sweep leaves what failed for its next tick.
+    return reconcile.sweep_orphan_meetings(container())

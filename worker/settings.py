@@ -60,6 +60,11 @@ class Settings:
     calendar_busy_cache_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
     broker_visibility_timeout: float = 600.0
+    # The orphan-meeting sweep (services/conferencing/reconcile.py) waits this long after a
+    # troubled conferencing step (longer than a create can take to land: HTTP timeout and
+    # retries), then sweeps its sessions each tick for this many hours.
+    meeting_sweep_grace_seconds: float = 600.0
+    meeting_sweep_window_hours: float = 24.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -110,4 +115,6 @@ class Settings:
             calendar_busy_cache_seconds=num("CALENDAR_BUSY_CACHE_SECONDS", 60.0),
             http_timeout_seconds=num("HTTP_TIMEOUT_SECONDS", 10.0),
             broker_visibility_timeout=num("BROKER_VISIBILITY_TIMEOUT", 600.0),
+            meeting_sweep_grace_seconds=num("MEETING_SWEEP_GRACE_SECONDS", 600.0),
+            meeting_sweep_window_hours=num("MEETING_SWEEP_WINDOW_HOURS", 24.0),
         )

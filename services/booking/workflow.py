@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Booking, Customer, LedgerEntry, Meeting, Payment, SagaStep, Session, utcnow
+from models import Booking, Customer, LedgerEntry, Meeting, Owner, Payment, SagaStep, Session, utcnow
 from ..availability import to_utc_iso
 from ..calendar import request_sync
 from ..conferencing.base import MeetingRequest
@@ -297,7 +297,8 @@ def authorize_payment(c, booking_id: str) -> None:
 # -- step 3: one meeting per session --------------------------------------------------------------
 
 
-def _meeting_request(booking: Booking, session: Session) -> MeetingRequest:
+def meeting_request(booking: Booking, session: Session) -> MeetingRequest:
+    """What the provider is asked to make for a session (the orphan sweep matches on it too)."""
     terms = booking.terms
     return MeetingRequest(
         session_id=session.id,
@@ -335,7 +336,7 @@ def provision_conferencing(c, booking_id: str) -> None:
                 uow.db.add(Meeting(session_id=s.id, provider=provider.name, status="creating"))
         _mark_step(uow.db, booking_id, "conferencing", "started")
         uow.commit()
-        pending = [(s, _meeting_request(booking, s)) for s in booking.sessions
+        pending = [(s, meeting_request(booking, s)) for s in booking.sessions
                    if s.id not in existing or existing[s.id].status == "creating"]
 
     made = {}
@@ -369,7 +370,7 @@ def _provision_locally(uow, booking: Booking, provider) -> None:
     """A provider that makes no call out (builtin): nothing can be left behind by a crash, so the
     meetings are made and recorded in one transaction, without the `creating` placeholders."""
     for s in booking.sessions:
-        d = provider.create(_meeting_request(booking, s))
+        d = provider.create(meeting_request(booking, s))
         uow.db.add(Meeting(session_id=s.id, provider=d.provider, status="active", external_id=d.external_id,
                            join_url=d.join_url, password=d.password, dial_in=d.dial_in, host_url=d.host_url))
         uow.record("meeting.created", booking_id=booking.id, session_id=s.id, provider=d.provider,
@@ -428,6 +429,9 @@ def _confirm(c, uow, booking: Booking, movement) -> None:
     from ..notifications import compose
 
     booking_id, db = booking.id, uow.db
+    # Held for the whole transaction: the ORM's identity map is weak, and without this reference
+    # the view and the calendar check would each load the owner again (after an autoflush).
+    owner = db.get(Owner, booking.owner_id) if booking.owner_id else None  # noqa: F841
     if movement is not None:
         entry = db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == _key(booking_id, "capture"))).scalar_one()
         entry.status, entry.stripe_object_id = "succeeded", movement.object_id
@@ -487,7 +491,7 @@ def compensate_booking(c, booking_id: str) -> None:
         meetings = [(m.id, m.session_id, m.provider, m.external_id) for m in uow.db.execute(
             select(Meeting).where(Meeting.session_id.in_([s.id for s in booking.sessions]),
                                   Meeting.status != "deleted")).scalars()]
-        requests = {s.id: _meeting_request(booking, s) for s in booking.sessions}
+        requests = {s.id: meeting_request(booking, s) for s in booking.sessions}
         payment = uow.db.execute(select(Payment.id, Payment.status, Payment.intent_id)
                                  .where(Payment.booking_id == booking_id)).first()
 

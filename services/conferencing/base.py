@@ -4,6 +4,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class ConferencingProvider(abc.ABC):
     """A conferencing backend. Errors are `TransientError` (retry) or `PermanentError` (fail)."""
 
     name: str
+    # False for a provider whose create() makes no call out (builtin): there is nothing to lose
+    # in a crash, so the saga makes its meetings in one transaction instead of two.
+    remote: bool = True
 
     @abc.abstractmethod
     def create(self, request: MeetingRequest) -> MeetingDetails:
@@ -51,6 +55,13 @@ class ConferencingProvider(abc.ABC):
         """A meeting made earlier for this session whose creation we did not record, if the
         provider can tell. Used before a retried create so a redelivered task makes no second one."""
         return None
+
+    def tagged_meetings(self, requests: Sequence[MeetingRequest]) -> dict[str, list[str]]:
+        """The external ids of every meeting the provider keeps with one of these sessions' marks
+        (what `find()` looks for), by session id; a session with none is absent. The orphan sweep
+        (services/conferencing/reconcile.py) deletes those that are not ours. A provider with no
+        remote state, or one that cannot tell, has none."""
+        return {}
 
     def check(self) -> None:
         """Raise when the credentials do not work (for `sessionpack doctor`)."""

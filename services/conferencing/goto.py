@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import requests
 
@@ -92,18 +92,31 @@ class GoToMeetingProvider(RestMeetingsProvider):
         self._api.call("PUT", self.meeting_path(external_id), json=self._body(request))
         return None
 
-    def find(self, request: MeetingRequest) -> MeetingDetails | None:
-        """The upcoming meeting with this session's subject and start time."""
+    def _upcoming(self) -> list:
         payload = self._api.call("GET", "/upcomingMeetings")
         if not isinstance(payload, list):
             raise self._api.malformed("GET", "/upcomingMeetings", "expected a JSON array")
+        return payload
+
+    def _matching(self, items: list, request: MeetingRequest) -> list[dict]:
+        """The listed meetings with this session's subject and start time: its mark at GoTo."""
         subject = self._body(request)["subject"]
         start = parse_goto_time(utc_iso(request.start))
-        for item in payload:
-            if (isinstance(item, dict) and item.get("meetingId") and item.get("subject") == subject
-                    and parse_goto_time(item.get("startTime")) == start):
-                return self._details(item)
-        return None
+        return [item for item in items
+                if isinstance(item, dict) and item.get("meetingId") and item.get("subject") == subject
+                and parse_goto_time(item.get("startTime")) == start]
+
+    def find(self, request: MeetingRequest) -> MeetingDetails | None:
+        """The upcoming meeting with this session's subject and start time."""
+        matches = self._matching(self._upcoming(), request)
+        return self._details(matches[0]) if matches else None
+
+    def tagged_meetings(self, requests: Sequence[MeetingRequest]) -> dict[str, list[str]]:
+        """One listing of the upcoming meetings serves every session, matched as `find()` does."""
+        items = self._upcoming()
+        found = {request.session_id: [str(item["meetingId"]) for item in self._matching(items, request)]
+                 for request in requests}
+        return {session_id: ids for session_id, ids in found.items() if ids}
 
     def check(self) -> None:
         """The token works when GoTo lists its upcoming meetings."""

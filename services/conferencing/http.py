@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -371,6 +372,14 @@ def utc_iso(moment: datetime) -> str:
 def session_tag(session_id: str) -> str:
     """The marker written into a meeting's agenda so `find()` can recognise our meeting later."""
     return f"[sessionpack:{session_id}]"
+
+
+_TAG = re.compile(r"\[sessionpack:([^\]\s]+)\]")
+
+
+def tagged_sessions(*texts: str | None) -> set[str]:
+    """The session ids whose `session_tag` appears in any of the texts (a meeting's agenda, topic)."""
+    return {match for text in texts if text for match in _TAG.findall(text)}
 
 
 def tagged_agenda(topic: str, session_id: str) -> str:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Sequence
 
 import requests
 
 from .base import MeetingDetails, MeetingRequest
-from .http import ApiClient, RestMeetingsProvider, RetryPolicy, StaticToken, session_tag, tagged_agenda, utc_iso
+from .http import ApiClient, RestMeetingsProvider, RetryPolicy, StaticToken, tagged_agenda, tagged_sessions, utc_iso
 
 _CREDENTIALS = "WEBEX_TOKEN and WEBEX_API_BASE"
 
@@ -81,19 +81,28 @@ class WebexProvider(RestMeetingsProvider):
         body |= self._schedule(request)
         return self._details(self._api.call("PUT", path, json=body), "PUT", path)
 
-    def find(self, request: MeetingRequest) -> MeetingDetails | None:
-        """The meeting series starting at this session's time whose agenda carries its tag."""
-        tag = session_tag(request.session_id)
+    def _tagged_items(self, request: MeetingRequest) -> list[dict]:
+        """The meeting series starting in this session's slot whose agenda carries its tag. Webex
+        filters the list by start time, and one slot holds few meetings: a page of 100 is plenty."""
         window = {
             "from": utc_iso(request.start),
             "to": utc_iso(request.start + timedelta(minutes=max(1, request.duration_minutes))),
             "max": 100,
         }
         page = self._api.require(self._api.call("GET", "/meetings", params=window), ("items",), "GET", "/meetings")
-        for item in page["items"]:
-            if isinstance(item, dict) and tag in (item.get("agenda") or ""):
-                return self._details(item, "GET", "/meetings")
-        return None
+        return [item for item in page["items"]
+                if isinstance(item, dict) and request.session_id in tagged_sessions(item.get("agenda"))]
+
+    def find(self, request: MeetingRequest) -> MeetingDetails | None:
+        """The meeting series starting at this session's time whose agenda carries its tag."""
+        items = self._tagged_items(request)
+        return self._details(items[0], "GET", "/meetings") if items else None
+
+    def tagged_meetings(self, requests: Sequence[MeetingRequest]) -> dict[str, list[str]]:
+        """One listing per session, of its slot (see `_tagged_items`)."""
+        found = {request.session_id: [str(item["id"]) for item in self._tagged_items(request) if item.get("id")]
+                 for request in requests}
+        return {session_id: ids for session_id, ids in found.items() if ids}
 
     def check(self) -> None:
         """The token works when Webex tells us whose it is."""

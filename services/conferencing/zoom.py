@@ -9,14 +9,14 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import quote
 
 import requests
 
 from .base import MeetingDetails, MeetingRequest
 from .http import (
-    ApiClient, ExpiringToken, RestMeetingsProvider, RetryPolicy, new_session, session_tag, tagged_agenda, utc_iso,
+    ApiClient, ExpiringToken, RestMeetingsProvider, RetryPolicy, new_session, tagged_agenda, tagged_sessions, utc_iso,
 )
 
 SCHEDULED_MEETING = 2
@@ -120,21 +120,41 @@ class ZoomProvider(RestMeetingsProvider):
         self._api.call("PATCH", self.meeting_path(external_id), json=self._schedule(request))
         return None
 
-    def find(self, request: MeetingRequest) -> MeetingDetails | None:
-        """Page through the user's upcoming meetings for one whose agenda (or topic) carries this
-        session's tag, then read it in full: the list omits the start link and passcode."""
-        tag = session_tag(request.session_id)
+    def _listed(self, kind: str) -> Iterator[dict]:
+        """The user's meetings of one list `type`, page by page. The list omits start links and
+        passcodes."""
         path = f"{self._user_path}/meetings"
-        params: dict[str, Any] = {"type": "upcoming", "page_size": _LIST_PAGE_SIZE}
+        params: dict[str, Any] = {"type": kind, "page_size": _LIST_PAGE_SIZE}
         while True:
             page = self._api.require(self._api.call("GET", path, params=params), ("meetings",), "GET", path)
-            for item in page["meetings"]:
-                if isinstance(item, dict) and (tag in (item.get("agenda") or "") or tag in (item.get("topic") or "")):
-                    detail_path = self.meeting_path(str(item["id"]))
-                    return self._details(self._api.call("GET", detail_path), "GET", detail_path)
+            yield from (item for item in page["meetings"] if isinstance(item, dict) and item.get("id") is not None)
             if not page.get("next_page_token"):
-                return None
+                return
             params["next_page_token"] = page["next_page_token"]
+
+    @staticmethod
+    def _tags(item: dict) -> set[str]:
+        return tagged_sessions(item.get("agenda"), item.get("topic"))
+
+    def find(self, request: MeetingRequest) -> MeetingDetails | None:
+        """Page through the user's upcoming meetings for one whose agenda (or topic) carries this
+        session's tag, then read it in full."""
+        for item in self._listed("upcoming"):
+            if request.session_id in self._tags(item):
+                detail_path = self.meeting_path(str(item["id"]))
+                return self._details(self._api.call("GET", detail_path), "GET", detail_path)
+        return None
+
+    def tagged_meetings(self, requests: Sequence[MeetingRequest]) -> dict[str, list[str]]:
+        """One walk through the user's meetings serves every session. It lists `scheduled`
+        meetings (every unexpired one), not `upcoming`, so an orphan whose session has already
+        begun is found too."""
+        wanted = {request.session_id for request in requests}
+        found: dict[str, list[str]] = {}
+        for item in self._listed("scheduled"):
+            for session_id in self._tags(item) & wanted:
+                found.setdefault(session_id, []).append(str(item["id"]))
+        return found
 
     def check(self) -> None:
         """Fetch a fresh token (the credentials) and read ZOOM_USER (the user meetings belong to)."""

@@ -159,7 +159,7 @@ def _apply(uow, c, plan: ReschedulePlan, *, actor: str, fee: int, change_key: st
 def move_meeting(c, booking_id: str, session_id: str) -> None:
     """The task body: move the session's meeting to the session's current time. Idempotent: it
     always sends the current time, so a late or repeated run leaves the meeting right."""
-    from ..booking.workflow import _meeting_request, provider_for  # one definition of a meeting's request
+    from ..booking.workflow import meeting_request, provider_for  # one definition of a meeting's request
 
     with c.session_factory() as db:
         meeting = db.execute(select(Meeting).where(Meeting.session_id == session_id,
@@ -167,7 +167,7 @@ def move_meeting(c, booking_id: str, session_id: str) -> None:
         session = db.get(Session, session_id)
         if meeting is None or session is None or session.status != "confirmed" or not meeting.external_id:
             return
-        request = _meeting_request(db.get(Booking, booking_id), session)
+        request = meeting_request(db.get(Booking, booking_id), session)
         meeting_id, provider_name, external_id = meeting.id, meeting.provider, meeting.external_id
     details = provider_for(c, provider_name).update(external_id, request)
     with c.uow() as uow:
