@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import Celery
 
 from . import logging as _json_logs  # noqa: F401  (connects the JSON log format to Celery's signals)
+from . import broker_resilience  # noqa: F401  (keeps the worker alive across a Redis restart, see there)
 from .settings import Settings
 
 
@@ -53,6 +54,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "resume-stalled-bookings": {
                 "task": "sessionpack.resume_stalled_bookings",
                 "schedule": settings.saga_stall_seconds,
+            },
+            "sweep-orphan-meetings": {
+                "task": "sessionpack.sweep_orphan_meetings",
+                "schedule": 300.0,
             },
         },
     )
