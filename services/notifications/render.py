@@ -188,6 +188,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() of each file on every render
     )
     env.filters.update(
         local_datetime=local_datetime, local_range=local_range, session_time=session_time,

@@ -127,3 +127,24 @@ def test_env_example_names_every_setting_the_service_reads():
               "CALENDAR_BUSY_CACHE_SECONDS", "HTTP_TIMEOUT_SECONDS", "ZOOM_API_BASE", "ZOOM_OAUTH_URL",
               "WEBEX_API_BASE", "GOTO_API_BASE"}
     assert read - tuning - env_example_names() == set()
+
+
+def test_a_non_editable_install_ships_every_template_and_migration():
+    """pyproject's package-data globs cover every file under templates/ and models/migrations/
+    (a template left out shows up only at runtime, as TemplateNotFound in an installed wheel)."""
+    import fnmatch
+    import tomllib
+
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    missing = []
+    for package, folder in (("templates", ROOT / "templates"), ("models", ROOT / "models" / "migrations")):
+        for path in folder.rglob("*"):
+            if path.is_dir() or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(ROOT / package).as_posix()
+            if path.suffix == ".py" and package == "models":
+                continue  # .py files of a package ship anyway
+            if not any(fnmatch.fnmatchcase(relative, g) and relative.count("/") == g.count("/")
+                       for g in package_data.get(package, [])):
+                missing.append(f"{package}/{relative}")
+    assert missing == [], f"not in [tool.setuptools.package-data]: {missing}"
