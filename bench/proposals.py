@@ -2,7 +2,7 @@
 anyone edits the service. Nothing imports this module unless asked:
 
     SESSIONPACK_BENCH_PROPOSALS=all .venv/bin/python -m bench.throughput --label proposals
-    SESSIONPACK_BENCH_PROPOSALS=meetings,preping ...   (a comma-separated subset)
+    SESSIONPACK_BENCH_PROPOSALS=preping ...   (a comma-separated subset)
 
 The worker gets it through bench/noop_tasks.py (loaded with `-I bench.noop_tasks`), which calls
 `apply_from_env()`. Each patch is the minimal change proposed for the named file and function;
@@ -17,22 +17,9 @@ ENV = "SESSIONPACK_BENCH_PROPOSALS"
 
 # P1-P3 and P6 (reminders planned in one query, saga-log upserts, the task outbox claimed in one
 # statement, no calendar task for owners without a calendar) were measured here and are now part
-# of the service itself; the README's Benchmarks section has the before and after figures.
-
-
-# P4 services/conferencing/batch.py create_meetings: no thread pool for a provider that makes no
-# network call (builtin): starting the threads costs more than the work.
-def _patch_create_meetings():
-    from services.conferencing import batch
-
-    original = batch.create_meetings
-
-    def create_meetings(provider, requests, max_parallel=4):
-        if getattr(provider, "name", None) == "builtin":
-            return [provider.create(r) for r in requests]
-        return original(provider, requests, max_parallel)
-
-    batch.create_meetings = create_meetings
+# of the service itself; the README's Benchmarks section has the before and after figures. P4 (no
+# thread pool for builtin meetings) is superseded: builtin meetings are now made in one
+# transaction, with no thread pool (services/booking/workflow.py _provision_locally).
 
 
 # P5 models/db.py make_engine: no pool_pre_ping (one extra round trip per checkout, ~10 per
@@ -56,9 +43,6 @@ def _patch_engine():
 
 def apply(names: set[str]) -> list[str]:
     applied = []
-    if names & {"all", "meetings"}:
-        _patch_create_meetings()
-        applied.append("meetings")
     if names & {"all", "preping"}:
         _patch_engine()
         applied.append("preping")
