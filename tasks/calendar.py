@@ -17,12 +17,14 @@ SYNC_MAX_DELAY_SECONDS = 900.0
 
 
 @app.task(name="sessionpack.sync_calendar", bind=True, acks_late=True, max_retries=None)
-def sync_calendar(self, booking_id: str) -> dict | None:
-    """Write the booking's sessions into the owner's calendar; never changes the booking."""
+def sync_calendar(self, booking_id: str, retry: bool = True) -> dict | None:
+    """Write the booking's sessions into the owner's calendar; never changes the booking.
+    `retry=False` (beat's re-sync, services/calendar/resync.py) tries once: the sweep's own
+    growing interval stands in for the retries, so re-syncs never pile up retry chains."""
     try:
         return sync_booking(container(), booking_id)
     except Exception as exc:  # noqa: BLE001 - classified below
-        if is_transient(exc) and self.request.retries < SYNC_MAX_RETRIES:
+        if retry and is_transient(exc) and self.request.retries < SYNC_MAX_RETRIES:
             log.info("calendar sync of %s will retry: %s", booking_id, exc)
             delay = backoff(self.request.retries, getattr(exc, "retry_after", None), cap=SYNC_MAX_DELAY_SECONDS)
             raise self.retry(exc=exc, countdown=delay)

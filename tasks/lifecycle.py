@@ -5,11 +5,16 @@ Internal: the outside work a change leaves behind (meetings, refunds).
 A public task's change key is its task id, so a redelivered message applies its change at most
 once. A refusal (bad token, policy, slot taken, declined fee) is an answer, not a crash: the
 service has recorded it in the activity stream, and the task returns it instead of raising.
+A reschedule that cannot finish (transient failures outlived its retries, or an unexpected
+error) gives up: refused as `reschedule_failed`, its fee refunded (services/lifecycle/abandon.py).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable
+
+from celery.exceptions import Retry
 
 from services import lifecycle
 from services.errors import ServiceError, TransientError
@@ -22,14 +27,31 @@ log = logging.getLogger("sessionpack.tasks.lifecycle")
 TASK = dict(bind=True, acks_late=True, max_retries=None)
 
 
-def _change(task, fn: Callable, **kwargs: Any) -> dict:
+def _change(task, fn: Callable, give_up: Callable | None = None, **kwargs: Any) -> dict:
+    """Run a change; `give_up(container, change_key=...)`, when given, has the last word on a change
+    that cannot finish, and returns the refusal to answer with (None: let the error stand)."""
     try:
         return retry_transient(task, fn, container(), change_key=task.request.id, **kwargs)
-    except ServiceError as exc:
-        if isinstance(exc, TransientError):
+    except Retry:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a refusal is answered, the rest may be given up
+        if isinstance(exc, ServiceError) and not isinstance(exc, TransientError):
+            log.info("%s refused: %s", task.name, exc.code)  # never the arguments: they may hold tokens
+            return {"error": exc.as_dict()}
+        refusal = _give_up(task, give_up, exc) if give_up is not None else None
+        if refusal is None:
             raise
-        log.info("%s refused: %s", task.name, exc.code)  # never the arguments: they may hold tokens
-        return {"error": exc.as_dict()}
+        return {"error": refusal.as_dict()}
+
+
+def _give_up(task, give_up: Callable, exc: Exception) -> ServiceError | None:
+    log.warning("%s gives up after %d tries: %s", task.name, task.request.retries + 1,
+                getattr(exc, "code", type(exc).__name__))
+    try:
+        return give_up(container(), change_key=task.request.id)
+    except Exception:  # noqa: BLE001 - beat's sweep finishes what this could not
+        log.exception("%s could not give up cleanly; the orphaned-fee sweep will", task.name)
+        return None
 
 
 @app.task(name="sessionpack.cancel_sessions", **TASK)
@@ -43,8 +65,9 @@ def cancel_sessions(self, session_ids: list[str], tokens: list[str] | None = Non
 @app.task(name="sessionpack.reschedule_session", **TASK)
 def reschedule_session(self, session_id: str, to: str, token: str | None = None, admin: bool = False) -> dict:
     """Move one session to the time `to` (ISO 8601 with an offset)."""
-    return _change(self, lifecycle.reschedule_session, session_id=session_id, new_start_iso=to, token=token,
-                   admin=admin)
+    give_up = functools.partial(lifecycle.give_up_reschedule, session_id=session_id, token=token, admin=admin)
+    return _change(self, lifecycle.reschedule_session, give_up, session_id=session_id, new_start_iso=to,
+                   token=token, admin=admin)
 
 
 @app.task(name="sessionpack.refund_booking", **TASK)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from services import lifecycle
 from services.booking import workflow
+from services.calendar import resync
 from services.conferencing import reconcile
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
 from services.notifications import outbox, reminders
@@ -46,3 +48,17 @@ def resume_stalled_bookings(self) -> int:
 def sweep_orphan_meetings(self) -> dict:
     # No task retry: the sweep leaves what failed for its next tick.
     return reconcile.sweep_orphan_meetings(container())
+
+
+@app.task(name="sessionpack.refund_orphaned_fees", bind=True, acks_late=True)
+def refund_orphaned_fees(self) -> dict:
+    # No task retry: what fails is tried again on the next tick.
+    c = container()
+    return lifecycle.refund_orphaned_fees(c, timedelta(seconds=c.settings.orphaned_fee_grace_seconds),
+                                          timedelta(hours=c.settings.orphaned_fee_window_hours))
+
+
+@app.task(name="sessionpack.resync_calendars", bind=True, acks_late=True)
+def resync_calendars(self) -> dict:
+    # No task retry: the next tick looks again.
+    return resync.resync_calendars(container())

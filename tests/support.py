@@ -101,7 +101,8 @@ def default_task_handlers() -> dict[str, Callable]:
     from services import lifecycle
     from services.calendar import SYNC_CALENDAR, sync_booking
 
-    return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: sync_booking}
+    # `retry` is the task's own decision (False: beat's one-try re-sync); the body is the same.
+    return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: lambda c, booking_id, retry=True: sync_booking(c, booking_id)}
 
 
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:

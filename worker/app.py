@@ -59,6 +59,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "task": "sessionpack.sweep_orphan_meetings",
                 "schedule": 300.0,
             },
+            "refund-orphaned-fees": {
+                "task": "sessionpack.refund_orphaned_fees",
+                "schedule": 300.0,
+            },
+            "resync-calendars": {
+                "task": "sessionpack.resync_calendars",
+                "schedule": settings.calendar_resync_seconds,
+            },
         },
     )
     return app

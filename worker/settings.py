@@ -65,6 +65,15 @@ class Settings:
     # retries), then sweeps its sessions each tick for this many hours.
     meeting_sweep_grace_seconds: float = 600.0
     meeting_sweep_window_hours: float = 24.0
+    # The orphaned-fee sweep (services/lifecycle/abandon.py) refunds a reschedule fee that stayed
+    # charged this long without a move (far beyond a task's retries and a redelivery), looking
+    # back this many hours.
+    orphaned_fee_grace_seconds: float = 3600.0
+    orphaned_fee_window_hours: float = 168.0
+    # The calendar re-sync sweep (services/calendar/resync.py): its tick, also the first wait
+    # after a failed sync (doubling per re-sync, capped at a day), and how long it keeps trying.
+    calendar_resync_seconds: float = 900.0
+    calendar_resync_days: float = 7.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -117,4 +126,8 @@ class Settings:
             broker_visibility_timeout=num("BROKER_VISIBILITY_TIMEOUT", 600.0),
             meeting_sweep_grace_seconds=num("MEETING_SWEEP_GRACE_SECONDS", 600.0),
             meeting_sweep_window_hours=num("MEETING_SWEEP_WINDOW_HOURS", 24.0),
+            orphaned_fee_grace_seconds=num("ORPHANED_FEE_GRACE_SECONDS", 3600.0),
+            orphaned_fee_window_hours=num("ORPHANED_FEE_WINDOW_HOURS", 168.0),
+            calendar_resync_seconds=num("CALENDAR_RESYNC_SECONDS", 900.0),
+            calendar_resync_days=num("CALENDAR_RESYNC_DAYS", 7.0),
         )

@@ -3,7 +3,8 @@ reschedule, deleted on cancel), and the calendar's busy times kept out of availa
 
 - `sync_booking(c, booking_id)`: the `sessionpack.sync_calendar` task's work;
 - `build_busy_source(settings)`: the container's `busy_source`;
-- `check_calendars(c)`: the `sessionpack doctor` entries.
+- `check_calendars(c)`: the `sessionpack doctor` entries;
+- `resync.resync_calendars(c)`: beat's sweep of the bookings whose sync gave up.
 """
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ SYNC_CALENDAR = "sessionpack.sync_calendar"  # the task that brings a booking's 
 
 
 
-def request_sync(uow, booking_id: str, owner_id: str | None) -> None:
+def request_sync(uow, booking_id: str, owner_id: str | None, **options) -> bool:
     """Ask, in this transaction, for the owner's calendar to be brought up to date with the
-    booking, when the owner has connected one (no task at all otherwise)."""
+    booking, when the owner has connected one (no task at all otherwise: False). `options` go
+    to the task (`retry=False`: one try)."""
     from models import Owner
 
     owner = uow.db.get(Owner, owner_id) if owner_id else None
-    if owner is not None and owner.calendar:
-        uow.enqueue(SYNC_CALENDAR, booking_id=booking_id)
+    if owner is None or not owner.calendar:
+        return False
+    uow.enqueue(SYNC_CALENDAR, booking_id=booking_id, **options)
+    return True
 
 
 from .base import CalendarConnection, CalendarSync, connection_for

@@ -1,6 +1,7 @@
 """`sessionpack doctor` checks for owners' calendars."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,16 +12,19 @@ from ..errors import ServiceError
 from .base import CalendarSync
 from .sync import calendar_for
 
-_SYNC_ACTIONS = ("calendar.synced", "calendar.sync_failed")
+SYNC_ACTIONS = ("calendar.synced", "calendar.sync_failed")
 _LISTED = 5  # bookings named in the detail; the count says how many there are
 
 
-def _failed_syncs(db) -> list[Activity]:
-    """The latest calendar entry of every booking whose latest calendar sync failed."""
+def failed_syncs(db, since: datetime | None = None) -> list[Activity]:
+    """The latest calendar entry of every booking whose latest calendar sync failed (at or
+    after `since`, when given), oldest first."""
     latest = (select(func.max(Activity.id).label("id"))
-              .where(Activity.action.in_(_SYNC_ACTIONS)).group_by(Activity.booking_id).subquery())
-    return list(db.execute(select(Activity).join(latest, Activity.id == latest.c.id)
-                           .where(Activity.action == "calendar.sync_failed").order_by(Activity.id)).scalars())
+              .where(Activity.action.in_(SYNC_ACTIONS)).group_by(Activity.booking_id).subquery())
+    query = select(Activity).join(latest, Activity.id == latest.c.id).where(Activity.action == "calendar.sync_failed")
+    if since is not None:
+        query = query.where(Activity.at >= since)
+    return list(db.execute(query.order_by(Activity.id)).scalars())
 
 
 def _sync_entry(failed: list[Activity]) -> dict[str, Any]:
@@ -30,8 +34,9 @@ def _sync_entry(failed: list[Activity]) -> dict[str, Any]:
                       for a in failed[:_LISTED])
     more = f" and {len(failed) - _LISTED} more" if len(failed) > _LISTED else ""
     return {"name": "calendar sync", "ok": False,
-            "detail": f"{len(failed)} booking(s) not in their owner's calendar: {named}{more}; transient "
-                      f"failures retry on their own, fix the others and run the sync again"}
+            "detail": f"{len(failed)} booking(s) not in their owner's calendar: {named}{more}; beat syncs "
+                      f"them again, less and less often, for CALENDAR_RESYNC_DAYS after the first failure: "
+                      f"fix the cause (the calendar check above says what)"}
 
 
 def check_calendars(c, calendar: CalendarSync | None = None) -> list[dict[str, Any]]:
@@ -43,7 +48,7 @@ def check_calendars(c, calendar: CalendarSync | None = None) -> list[dict[str, A
     with c.uow() as uow:
         # Filtered here, not in SQL: an unset JSON column may hold SQL NULL or JSON null.
         owners = [o for o in uow.db.execute(select(Owner).order_by(Owner.id)).scalars() if o.calendar]
-        failed = _failed_syncs(uow.db)
+        failed = failed_syncs(uow.db)
         uow.db.expunge_all()  # keep the loaded values when the read-only transaction rolls back
     entries = []
     for owner in owners:

@@ -3,10 +3,12 @@ policies, manual refunds, and reconciliation of the ledger with Stripe.
 
 Modules: `policy` (pure rules), `access` (tokens and admin), `changes` (a request as one
 idempotent change), `ledger` (refunds and fees), `cancel` (and `withdraw`, a cancel of a request
-awaiting approval), `reschedule`, `manual`, `reconcile`.
+awaiting approval), `reschedule` (and `abandon`, a reschedule that charged its fee but never moved
+its session, refused and refunded), `manual`, `reconcile`.
 The CLI calls the `preview_*` functions to refuse early and then enqueues the public task; the
 tasks call the functions below, which check everything again and apply the change.
 """
+from .abandon import give_up_reschedule, refund_orphaned_fees
 from .access import authorize_sessions
 from .cancel import cancel_sessions, finish_cancellation, preview_cancel
 from .changes import FINISH_CANCELLATION, MOVE_MEETING, SEND_REFUNDS, Outcome, change_outcome, money_pending
@@ -25,6 +27,7 @@ TASK_HANDLERS = {
 
 __all__ = [
     "TASK_HANDLERS", "Outcome", "authorize_sessions", "cancel_sessions", "change_outcome", "finish_cancellation",
-    "money_pending", "money_position", "move_meeting", "preview_cancel", "preview_refund", "preview_reschedule",
-    "reconcile", "refund_booking", "reschedule_session", "send_refund", "send_refunds",
+    "give_up_reschedule", "money_pending", "money_position", "move_meeting", "preview_cancel", "preview_refund",
+    "preview_reschedule", "reconcile", "refund_booking", "refund_orphaned_fees", "reschedule_session", "send_refund",
+    "send_refunds",
 ]

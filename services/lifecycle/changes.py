@@ -41,6 +41,11 @@ def fee_key(booking_id: str, change_key: str) -> str:
     return f"{booking_id}-fee-{change_key}"
 
 
+def change_of_fee(booking_id: str, key: str) -> str:
+    """The change key a fee's idempotency key was made from (the inverse of `fee_key`)."""
+    return key.removeprefix(fee_key(booking_id, ""))
+
+
 def _keys_of_change(booking_id: str, change_key: str, key: str) -> bool:
     base = refund_key(booking_id, change_key)
     return key in (base, fee_key(booking_id, change_key)) or key.startswith(base + ".")
@@ -98,6 +103,13 @@ def money_pending(db: Db, booking_id: str, change_key: str) -> bool:
     return any(_keys_of_change(booking_id, change_key, key) for key in keys)
 
 
+def record_refusal_in(uow, kind: str, change_key: str, exc: ServiceError, *, booking_id: str | None,
+                      session_id: str | None = None, actor: str = "system") -> None:
+    """In this transaction: the `<kind>.refused` entry that `change_outcome` reads back as `exc`."""
+    uow.record(f"{kind}.refused", booking_id=booking_id, session_id=session_id, actor=actor,
+               change=change_key, code=exc.code, message=exc.message, exit_code=exc.exit_code)
+
+
 def record_refusal(c, kind: str, change_key: str, exc: ServiceError, *, booking_id: str | None,
                    session_id: str | None = None, actor: str = "system") -> None:
     """Record once that a change was refused, so a redelivery or a waiting CLI gets the same answer."""
@@ -105,8 +117,7 @@ def record_refusal(c, kind: str, change_key: str, exc: ServiceError, *, booking_
         outcome = change_outcome(uow.db, booking_id, change_key)
         if outcome is not None and outcome.state == "refused":
             return
-        uow.record(f"{kind}.refused", booking_id=booking_id, session_id=session_id, actor=actor,
-                   change=change_key, code=exc.code, message=exc.message, exit_code=exc.exit_code)
+        record_refusal_in(uow, kind, change_key, exc, booking_id=booking_id, session_id=session_id, actor=actor)
         uow.commit()
 
 

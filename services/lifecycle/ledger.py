@@ -260,14 +260,34 @@ def _finish_fee(c, key: str, movement=None, error: PermanentError | None = None)
         uow.commit()
 
 
+def settle_stale_fee(c, booking_id: str, key: str) -> None:
+    """A fee left pending by a change that ended while charging it (its task gave up or was lost
+    between Stripe's answer and the ledger): what Stripe has decides. A charge found is recorded
+    `succeeded` (for the caller to refund), anything else `failed`. Raises TransientError while
+    Stripe cannot be asked. Only for a fee no run of its change can still be charging."""
+    found = c.payments.find_charge(booking_id, key)
+    if found is not None and found.status == "succeeded":
+        _finish_fee(c, key, found)
+    else:
+        _finish_fee(c, key, error=PermanentError(
+            "fee_not_charged", "the change ended before its fee was charged; Stripe has no charge for it"))
+
+
+def plan_fee_refund(uow, booking_id: str, key: str, change_key: str, *, reason: str) -> int:
+    """In the deciding transaction: plan giving back a change's charged fee, once per change (the
+    change's refund key), at most what is still refundable. Returns the cents planned."""
+    fee = entry_by_key(uow.db, key)
+    if fee is None or fee.status != "succeeded" or entry_by_key(uow.db, refund_key(booking_id, change_key)):
+        return 0
+    booking = uow.db.get(Booking, booking_id)
+    amount = min(fee.amount_cents, money_position(uow.db, booking_id).refundable)
+    parts = plan_refund(uow, booking, amount, change_key, actor="system", reason=reason, session_id=fee.session_id)
+    enqueue_refund(uow, booking_id, parts)
+    return amount
+
+
 def refund_fee_of_change(c, booking_id: str, key: str, change_key: str, *, reason: str) -> None:
     """A reschedule refused after its fee was charged gives the fee back (once per change)."""
     with c.uow() as uow:
-        fee = entry_by_key(uow.db, key)
-        if fee is None or fee.status != "succeeded" or entry_by_key(uow.db, refund_key(booking_id, change_key)):
-            return
-        booking = uow.db.get(Booking, booking_id)
-        parts = plan_refund(uow, booking, fee.amount_cents, change_key, actor="system", reason=reason,
-                            session_id=fee.session_id)
-        enqueue_refund(uow, booking_id, parts)
-        uow.commit()
+        if plan_fee_refund(uow, booking_id, key, change_key, reason=reason):
+            uow.commit()

@@ -5,7 +5,7 @@ Order matters because the fee is money: (1) check everything and hold the fee's 
 (3) one transaction moves the session (same id, number and calendar UID, SEQUENCE raised),
 re-plans its reminders, records the activity and queues the notice, (4) a task moves the
 meeting at the provider. A refusal after the fee was charged (the slot was taken meanwhile)
-gives the fee back.
+gives the fee back; so does a reschedule that cannot finish at all (`abandon`).
 """
 from __future__ import annotations
 

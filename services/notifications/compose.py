@@ -196,6 +196,16 @@ def session_rescheduled(view: BookingView, session_id: str, old_start: datetime,
     ]
 
 
+def reschedule_failed(view: BookingView, session_id: str, fee_refund_cents: int,
+                      change_key: str) -> list[EmailMessageSpec]:
+    """A reschedule that could not be completed: the session keeps its time, and the fee (when
+    one was charged) is refunded. Customer only: the owner never heard of the request."""
+    view = _clean(view)
+    session = _session(view, session_id)
+    return [_compose("reschedule_failed_customer", view, "customer", (session_id, change_key), sessions=[session],
+                     session_id=session_id, session=session, fee_cents=fee_refund_cents)]
+
+
 def refund_issued(view: BookingView, amount_cents: int, change_key: str, *,
                   reason: str | None = None) -> list[EmailMessageSpec]:
     """A refund reached the customer's card (manual refunds; cancellations say it themselves)."""

@@ -8,7 +8,7 @@ outage paths run on both databases.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -50,7 +50,7 @@ def cal(container, radicale, monkeypatch, sync_failures):
     apply_config(container, config)
     container.busy_source = CaldavBusySource(container.settings)
 
-    def run_sync(c, booking_id):
+    def run_sync(c, booking_id, retry=True):
         try:
             sync_booking(c, booking_id)
         except TransientError as exc:  # the task retries these with backoff
@@ -254,6 +254,83 @@ def test_calendar_down_at_confirmation_the_booking_stays_confirmed_and_catches_u
         assert db.get(Booking, booking.id).status == "confirmed"
     assert [a.action for a in actions(cal, booking.id)] == ["calendar.sync_failed", "calendar.synced"]
     assert all(entry["ok"] for entry in check_calendars(cal))
+
+
+def book_while_the_calendar_goes_down(c, radicale, clock, day_offset: int = 0) -> Booking:
+    """A booking confirmed while the (running) calendar went down before the pivot: its sync failed."""
+    def stop_before_capture(name, _kwargs):
+        if name == "sessionpack.capture_payment":
+            radicale.stop()
+
+    booking = book(c, daily_slots(first_day(clock) + timedelta(days=day_offset), 5), on_task=stop_before_capture)
+    assert booking.status == "confirmed" and actions(c, booking.id)[-1].action == "calendar.sync_failed"
+    return booking
+
+
+def test_after_the_sync_task_gives_up_beat_syncs_again_once_the_calendar_is_back(db_backend, cal, radicale, clock,
+                                                                                   monkeypatch):
+    import tasks.calendar
+    from services.calendar.resync import resync_calendars
+    from worker.wiring import set_container
+
+    clock.now = datetime.now(timezone.utc)  # activity timestamps are real time
+    booking = book_while_the_calendar_goes_down(cal, radicale, clock)
+    # The task's own retries, run until it gives up (fewer and without waiting, same decision).
+    monkeypatch.setattr(tasks.calendar, "SYNC_MAX_RETRIES", 3)
+    monkeypatch.setattr(tasks.calendar, "backoff", lambda *args, **kwargs: 0)
+    set_container(cal)
+    try:
+        assert tasks.calendar.sync_calendar.apply(kwargs={"booking_id": booking.id}).failed()
+    finally:
+        set_container(None)
+    assert [a.action for a in actions(cal, booking.id)] == ["calendar.sync_failed"] * 5
+    sync = {e["name"]: e for e in check_calendars(cal)}["calendar sync"]
+    assert not sync["ok"] and booking.id in sync["detail"]
+
+    radicale.start()
+    assert resync_calendars(cal) == {"failing": 1, "queued": 0}  # the latest failure is too recent
+    clock.advance(minutes=16)
+    assert resync_calendars(cal) == {"failing": 1, "queued": 1}
+    assert drain(cal) == [SYNC]
+    assert len(by_uid(radicale.stored_events("work"))) == 5
+    assert [a.action for a in actions(cal, booking.id)][-2:] == ["calendar.resync_requested", "calendar.synced"]
+    assert all(entry["ok"] for entry in check_calendars(cal))
+    clock.advance(hours=2)
+    assert resync_calendars(cal) == {"failing": 0, "queued": 0}
+
+
+def test_resyncs_wait_longer_each_time_are_bounded_per_tick_and_stop_after_the_bound(cal, radicale, clock,
+                                                                                     sync_failures):
+    from services.calendar.resync import resync_calendars
+
+    clock.now = datetime.now(timezone.utc)  # activity timestamps are real time
+    one = book_while_the_calendar_goes_down(cal, radicale, clock)
+    radicale.start()
+    two = book_while_the_calendar_goes_down(cal, radicale, clock, day_offset=7)
+    start = clock.now
+
+    def sweep_at(minutes: float, limit: int = 50) -> dict:
+        clock.now = start + timedelta(minutes=minutes)
+        result = resync_calendars(cal, limit=limit)
+        drain(cal)  # the re-syncs run once each and fail: the calendar is still down
+        return result
+
+    assert sweep_at(10) == {"failing": 2, "queued": 0}
+    assert sweep_at(16, limit=1) == {"failing": 2, "queued": 1}  # at most `limit` per tick
+    assert sweep_at(17) == {"failing": 2, "queued": 1}
+    assert len(sync_failures) == 2 + 2  # one try per re-sync, no retries
+    # The waits double: 30 minutes before the second re-sync, an hour before the third, ...
+    # (every entry here is stamped with the real time, about `start`: only the clock moves).
+    for wait in (30, 60, 120):
+        assert sweep_at(wait - 1)["queued"] == 0
+        assert sweep_at(wait + 1)["queued"] == 2
+    requested = [a.details["attempt"] for a in actions(cal, one.id) if a.action == "calendar.resync_requested"]
+    assert requested == [1, 2, 3, 4]
+    # Seven days after the first failure the sweep stops; doctor keeps listing both.
+    assert sweep_at(7 * 24 * 60 - 5)["queued"] == 2
+    assert sweep_at(7 * 24 * 60 + 5) == {"failing": 0, "queued": 0}
+    sync = {e["name"]: e for e in check_calendars(cal)}["calendar sync"]
+    assert not sync["ok"] and one.id in sync["detail"] and two.id in sync["detail"]
 
 
 def test_a_missing_password_variable_is_reported_not_retried(cal, radicale, clock, monkeypatch):

@@ -513,6 +513,153 @@ def test_the_sweep_sends_a_refund_whose_task_was_lost(paid, clock, raw):
     assert show(paid, shown["id"])["refunded"] == "25.00"
 
 
+# -- a reschedule that charged its fee but never moved ------------------------------------------
+
+
+class WorkerKilled(BaseException):
+    """Like SIGKILL: nothing after it runs, no handler catches it."""
+
+
+def all_refunds(raw) -> list[int]:
+    return sorted(r.amount for r in raw.refunds.list(params={"limit": 100}).auto_paging_iter())
+
+
+def outcome_of(c, booking_id: str, change_key: str):
+    with c.session_factory() as db:
+        return lifecycle.change_outcome(db, booking_id, change_key)
+
+
+def test_a_move_failing_until_the_task_gives_up_refunds_the_fee_once(paid, db_backend, clock, raw, stripe_base,
+                                                                       monkeypatch):
+    import tasks.base
+    import tasks.lifecycle
+    from sqlalchemy.exc import OperationalError
+
+    from tests.reliability.invariants import check_invariants
+    from worker.wiring import set_container
+
+    shown = book(paid, clock, 3, "150.00")
+    session, to = shown["sessions"][1], later(clock, 9)
+    tries = []
+
+    def database_down(*args, **kwargs):
+        tries.append(kwargs["change_key"])
+        raise OperationalError("UPDATE sessions ...", {}, ConnectionRefusedError("the database is down"))
+
+    monkeypatch.setattr("services.lifecycle.reschedule._move", database_down)
+    monkeypatch.setattr(tasks.base, "backoff", lambda *args, **kwargs: 0)
+    kwargs = {"session_id": session["id"], "to": to, "token": token(paid, session["id"])}
+    set_container(paid)
+    try:
+        result = tasks.lifecycle.reschedule_session.apply(kwargs=kwargs, task_id="mv-1").get()
+    finally:
+        set_container(None)
+    assert tries == ["mv-1"] * (tasks.base.MAX_RETRIES + 1)  # the fee was charged once, on the first try
+    assert result["error"]["code"] == "reschedule_failed" and session["id"] in result["error"]["message"]
+    drain(paid)
+
+    after = show(paid, shown["id"])
+    assert after["sessions"] == shown["sessions"]
+    assert ledger(paid, shown["id"])[1:] == [("fee", 500, "succeeded"), ("refund", 500, "succeeded")]
+    assert all_refunds(raw) == [500] and after["fees"] == "5.00" and after["refunded"] == "5.00"
+    assert outcome_of(paid, shown["id"], "mv-1").error.code == "reschedule_failed"
+    assert emails(paid, shown["id"]).count("reschedule_failed_customer") == 1
+    with paid.session_factory() as db:
+        notice = db.execute(select(OutboxEmail).where(OutboxEmail.kind == "reschedule_failed_customer")).scalar_one()
+    assert "$5.00" in notice.text_body and notice.status == "sent"
+
+    # The same change again, the database back: refused the same way, nothing charged or refunded.
+    monkeypatch.undo()
+    assert refused(reschedule, paid, session, to, key="mv-1").code == "reschedule_failed"
+    assert ledger(paid, shown["id"])[1:] == [("fee", 500, "succeeded"), ("refund", 500, "succeeded")]
+    assert all_refunds(raw) == [500] and emails(paid, shown["id"]).count("reschedule_failed_customer") == 1
+    assert show(paid, shown["id"])["sessions"] == shown["sessions"]
+    assert check_invariants(paid, stripe=stripe_base) == []
+
+
+def test_the_sweep_refunds_fees_of_reschedules_whose_task_was_lost(paid, db_backend, clock, raw, stripe_base):
+    from datetime import timezone
+
+    from services.lifecycle import refund_orphaned_fees
+    from tests.reliability.invariants import check_invariants
+
+    clock.now = datetime.now(timezone.utc)  # ledger timestamps are the database's real time
+    shown = book(paid, clock, 4, "200.00")
+    first, second, third, fourth = shown["sessions"]
+    real = paid.payments
+
+    class Killed:
+        """The real gateway; the worker dies before or after Stripe charges the fee."""
+
+        def __init__(self, when):
+            self.when = when
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def charge_off_session(self, **kwargs):
+            if self.when == "before":
+                raise WorkerKilled()
+            real.charge_off_session(**kwargs)
+            raise WorkerKilled()
+
+    def lost(session, key, when=None):
+        paid.payments = Killed(when) if when else real
+        try:
+            with pytest.raises(WorkerKilled):
+                reschedule(paid, session, later(clock, 9 + session["number"]), key=key)
+        finally:
+            paid.payments = real
+
+    def killed(*args, **kwargs):
+        raise WorkerKilled()
+
+    reschedule(paid, first, later(clock, 9), key="moved")
+    with pytest.MonkeyPatch.context() as mp:  # charged, then killed before the move
+        mp.setattr("services.lifecycle.reschedule._move", killed)
+        lost(second, "lost")
+    lost(third, "lost-after-charge", "after")
+    lost(fourth, "lost-before-charge", "before")
+    assert sorted(ledger(paid, shown["id"])[1:]) == [("fee", 500, "pending")] * 2 + [("fee", 500, "succeeded")] * 2
+
+    grace, window = timedelta(hours=1), timedelta(days=7)
+    assert refund_orphaned_fees(paid, grace, window)["found"] == 0  # inside the grace period
+    clock.advance(hours=1, minutes=1)
+    assert refund_orphaned_fees(paid, grace, window) == {"found": 3, "abandoned": 3, "failed": 0}
+    drain(paid)
+    assert refund_orphaned_fees(paid, grace, window)["found"] == 0  # nothing twice
+
+    assert all_refunds(raw) == [500, 500]
+    after = show(paid, shown["id"])
+    assert after["fees"] == "15.00" and after["refunded"] == "10.00"
+    assert after["sessions"][0]["start"] == later(clock, 9) and after["sessions"][1:] == shown["sessions"][1:]
+    assert outcome_of(paid, shown["id"], "moved").state == "applied"
+    for key in ("lost", "lost-after-charge", "lost-before-charge"):
+        assert outcome_of(paid, shown["id"], key).error.code == "reschedule_failed"
+    with paid.session_factory() as db:
+        fees = {e.idempotency_key.rsplit("-fee-", 1)[1]: e.status for e in db.execute(
+            select(LedgerEntry).where(LedgerEntry.kind == "fee")).scalars()}
+    assert fees == {"moved": "succeeded", "lost": "succeeded", "lost-after-charge": "succeeded",
+                    "lost-before-charge": "failed"}
+    assert emails(paid, shown["id"]).count("reschedule_failed_customer") == 3
+    # A late redelivery of a lost change is refused; it neither moves the session nor charges again.
+    assert refused(reschedule, paid, second, later(clock, 11), key="lost").code == "reschedule_failed"
+    assert ledger(paid, shown["id"]).count(("refund", 500, "succeeded")) == 2
+    assert check_invariants(paid, stripe=stripe_base) == []
+    clock.advance(days=8)
+    assert refund_orphaned_fees(paid, grace, window)["found"] == 0  # out of the window
+
+
+def test_beat_sweeps_orphaned_fees_well_within_their_grace_period():
+    import tasks  # noqa: F401  (registers the tasks)
+    from worker.app import app
+    from worker.settings import Settings
+
+    entry = app.conf.beat_schedule["refund-orphaned-fees"]
+    assert entry["task"] == "sessionpack.refund_orphaned_fees" and entry["task"] in app.tasks
+    assert entry["schedule"] * 4 <= Settings.orphaned_fee_grace_seconds
+
+
 def test_reconcile_reports_a_refund_made_directly_in_stripe(paid, clock, raw):
     shown = book(paid, clock, 3, "150.00")
     assert lifecycle.reconcile(paid) == {"ok": True, "bookings": 1, "differences": []}

@@ -32,6 +32,12 @@ def test_transient_failures_retry_many_times_then_give_up(calls, monkeypatch):
     assert len(calls) == task_module.SYNC_MAX_RETRIES + 1
 
 
+def test_a_resync_from_beat_tries_once(calls, monkeypatch):
+    monkeypatch.setattr(task_module, "sync_booking", failing(calls, TransientError("calendar_unavailable", "down")))
+    result = task_module.sync_calendar.apply(kwargs={"booking_id": "bk_1", "retry": False})
+    assert result.failed() and error_name(result) == "TransientError" and calls == ["bk_1"]
+
+
 def test_permanent_failures_are_not_retried(calls, monkeypatch):
     monkeypatch.setattr(task_module, "sync_booking", failing(calls, PermanentError("calendar_auth_failed", "no")))
     result = task_module.sync_calendar.apply(args=["bk_1"])

@@ -23,7 +23,7 @@ EMAIL_NAMES = sorted(
     "sessions_cancelled_customer sessions_cancelled_owner session_rescheduled_customer "
     "session_rescheduled_owner refund_issued_customer reminder_customer reminder_owner "
     "approval_requested_customer approval_requested_owner booking_declined_customer "
-    "approval_expired_owner request_withdrawn_customer request_withdrawn_owner".split()
+    "approval_expired_owner request_withdrawn_customer request_withdrawn_owner reschedule_failed_customer".split()
 )
 
 
@@ -44,6 +44,7 @@ def all_specs(view=None) -> list[compose.EmailMessageSpec]:
         *compose.sessions_cancelled(cancelled, [s[2].id, s[3].id], 8000, "act_cancel_1"),
         *compose.session_rescheduled(moved, s[4].id, s[4].start, s[4].end, 800, "act_move_1"),
         *compose.refund_issued(replace(view, refunded_cents=2500), 2500, "act_refund_1"),
+        *compose.reschedule_failed(view, s[4].id, 800, "act_move_2"),
         *compose.reminder(view, s[0].id, "customer", 1440),
         *compose.reminder(view, s[0].id, "owner", 60),
         *compose.approval_requested(pending),
