@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -71,11 +71,23 @@ class Reminder(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+# A calendar sync outcome in the activity stream (a literal, so it matches the partial index
+# below under any query plan).
+CALENDAR_SYNC_ACTIONS = ("calendar.synced", "calendar.sync_failed")
+CALENDAR_SYNC_ENTRY = text("action IN ({})".format(", ".join(f"'{a}'" for a in CALENDAR_SYNC_ACTIONS)))
+
+
 class Activity(Base):
     """The append-only activity stream."""
 
     __tablename__ = "activity"
-    __table_args__ = (Index("ix_activity_booking", "booking_id", "id"),)
+    __table_args__ = (
+        Index("ix_activity_booking", "booking_id", "id"),
+        # Calendar sync outcomes only: `doctor` and the re-sync sweep look for each booking's
+        # latest one, and should not read every other entry of the stream to find them.
+        Index("ix_activity_calendar_sync", "booking_id", "id",
+              postgresql_where=CALENDAR_SYNC_ENTRY, sqlite_where=CALENDAR_SYNC_ENTRY),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
