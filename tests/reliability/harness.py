@@ -139,9 +139,12 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
     raise AssertionError("the task outbox did not drain")
 
 
-def public_change(c, fn: Callable, *, key: str | None = None, retries: int = 6, **kwargs) -> dict:
+def public_change(c, fn: Callable, *, key: str | None = None, retries: int = 6,
+                  give_up: Callable | None = None, **kwargs) -> dict:
     """A public lifecycle task (cancel, reschedule, refund) as tasks/lifecycle.py runs it: one
-    change key (the task id), transient failures retried with the same key, a refusal answered."""
+    change key (the task id), transient failures retried with the same key, a refusal answered,
+    and a change that cannot finish handed to `give_up` (the reschedule task's
+    `lifecycle.give_up_reschedule`), whose refusal is the answer."""
     key = key or uuid.uuid4().hex
     for attempt in range(retries + 1):
         try:
@@ -151,7 +154,10 @@ def public_change(c, fn: Callable, *, key: str | None = None, retries: int = 6, 
                 continue
             if isinstance(exc, ServiceError) and not isinstance(exc, TransientError):
                 return {"error": exc.as_dict()}
-            raise
+            refusal = give_up(c, change_key=key) if give_up is not None else None
+            if refusal is None:
+                raise
+            return {"error": refusal.as_dict()}
     raise AssertionError("unreachable")
 
 

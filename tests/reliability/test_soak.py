@@ -5,6 +5,8 @@ hold at the end, money reconciles with localstripe, and no booking failed withou
 """
 from __future__ import annotations
 
+import functools
+
 import random
 import time
 from collections import Counter
@@ -290,10 +292,9 @@ def _random_change(c, rng, booking: Booking, calendar: Calendar, changes: Counte
         session = rng.choice(live)
         to = calendar.pick(booking.owner_id, 1, clash=rng.random() < 0.1)[0]
         changes["reschedule"] += 1
-        if rng.random() < 0.7:
-            return change(lifecycle.reschedule_session, session_id=session.id, new_start_iso=to,
-                          token=_token(c, session.id))
-        return change(lifecycle.reschedule_session, session_id=session.id, new_start_iso=to, admin=True)
+        who = {"token": _token(c, session.id)} if rng.random() < 0.7 else {"admin": True}
+        give_up = functools.partial(lifecycle.give_up_reschedule, session_id=session.id, **who)
+        return change(lifecycle.reschedule_session, give_up=give_up, session_id=session.id, new_start_iso=to, **who)
     if booking.price_cents:  # a manual refund of part of what is still refundable
         changes["refund"] += 1
         cents = rng.randint(1, max(1, booking.price_cents // 4))
