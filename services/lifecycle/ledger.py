@@ -284,10 +284,3 @@ def plan_fee_refund(uow, booking_id: str, key: str, change_key: str, *, reason: 
     parts = plan_refund(uow, booking, amount, change_key, actor="system", reason=reason, session_id=fee.session_id)
     enqueue_refund(uow, booking_id, parts)
     return amount
-
-
-def refund_fee_of_change(c, booking_id: str, key: str, change_key: str, *, reason: str) -> None:
-    """A reschedule refused after its fee was charged gives the fee back (once per change)."""
-    with c.uow() as uow:
-        if plan_fee_refund(uow, booking_id, key, change_key, reason=reason):
-            uow.commit()

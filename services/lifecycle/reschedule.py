@@ -31,7 +31,7 @@ from . import policy
 from .access import actor_of, load_authorized
 from .cancel import session_label
 from .changes import MOVE_MEETING, begin_change, fee_key, recording_refusals
-from .ledger import charge_fee, hold_fee, refund_fee_of_change
+from .ledger import charge_fee, hold_fee, plan_fee_refund
 
 # The frozen booking terms that shape a session's time (the page's opening hours are current).
 SCHEDULING_TERMS = ("slot_interval_minutes", "min_notice_minutes", "buffer_before_minutes", "buffer_after_minutes")
@@ -116,8 +116,25 @@ def reschedule_session(c, session_id: str, new_start_iso: str, token: str | None
             return _move(c, session_id, new_start_iso, token, admin, actor=actor, fee=plan.fee, change_key=change_key)
         except ServiceError as exc:
             if isinstance(exc, (InvalidInput, OperationFailed)):
-                refund_fee_of_change(c, booking_id, key, change_key, reason=f"reschedule refused: {exc.code}")
+                _refund_refused_fee(c, booking_id, session_id, key, change_key, exc)
             raise
+
+
+# Why a move refused after its fee was charged did not happen, in the customer's words.
+REFUSED_AFTER_FEE = {"slot_unavailable": "someone else booked that time while we were taking the fee"}
+
+
+def _refund_refused_fee(c, booking_id: str, session_id: str, key: str, change_key: str, exc: ServiceError) -> None:
+    """The move was refused after the fee was charged (the slot was taken meanwhile): give the
+    fee back, once per change, and tell the customer why their card was charged and refunded."""
+    with c.uow() as uow:
+        refunded = plan_fee_refund(uow, booking_id, key, change_key, reason=f"reschedule refused: {exc.code}")
+        if not refunded:
+            return
+        view = booking_view(uow.db, uow.db.get(Booking, booking_id), c.settings)
+        why = REFUSED_AFTER_FEE.get(exc.code, f"the new time could not be given to you ({exc.message})")
+        queue_emails(uow, compose.reschedule_failed(view, session_id, refunded, change_key, why=why), booking_id=booking_id)
+        uow.commit()
 
 
 def _move(c, session_id: str, new_start_iso: str, token: str | None, admin: bool, *, actor: str, fee: int,

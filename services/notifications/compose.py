@@ -197,13 +197,14 @@ def session_rescheduled(view: BookingView, session_id: str, old_start: datetime,
 
 
 def reschedule_failed(view: BookingView, session_id: str, fee_refund_cents: int,
-                      change_key: str) -> list[EmailMessageSpec]:
+                      change_key: str, *, why: str | None = None) -> list[EmailMessageSpec]:
     """A reschedule that could not be completed: the session keeps its time, and the fee (when
-    one was charged) is refunded. Customer only: the owner never heard of the request."""
+    one was charged) is refunded. Customer only: the owner never heard of the request. `why`
+    is one line for the customer (by default: a service we rely on stayed unavailable)."""
     view = _clean(view)
     session = _session(view, session_id)
     return [_compose("reschedule_failed_customer", view, "customer", (session_id, change_key), sessions=[session],
-                     session_id=session_id, session=session, fee_cents=fee_refund_cents)]
+                     session_id=session_id, session=session, fee_cents=fee_refund_cents, why=_reason(why))]
 
 
 def refund_issued(view: BookingView, amount_cents: int, change_key: str, *,

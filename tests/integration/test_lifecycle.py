@@ -256,6 +256,11 @@ def test_a_slot_taken_after_the_fee_was_charged_gives_the_fee_back(paid, db_back
     assert show(paid, shown["id"])["sessions"][0]["start"] == shown["sessions"][0]["start"]
     assert ledger(paid, shown["id"])[1:] == [("fee", 500, "succeeded"), ("refund", 500, "succeeded")]
     assert lifecycle.reconcile(paid, shown["id"])["ok"] is True
+    # The customer was charged and refunded: one email says why, and that the session keeps its time.
+    assert emails(paid, shown["id"]).count("reschedule_failed_customer") == 1
+    with paid.session_factory() as db:
+        notice = db.execute(select(OutboxEmail).where(OutboxEmail.kind == "reschedule_failed_customer")).scalar_one()
+    assert "someone else booked that time" in notice.text_body and "5.00" in notice.text_body
 
 
 @pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
