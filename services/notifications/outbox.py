@@ -20,17 +20,28 @@ from ..errors import InvalidInput, PermanentError
 log = logging.getLogger("sessionpack.outbox")
 SEND_TASK = "sessionpack.send_emails"
 MAX_ATTEMPTS = 8
+DELIVERY_CHUNK = 20
 
 
 def queue_emails(uow, specs: Iterable, booking_id: str | None = None) -> list[int]:
     """Write each composed email as an outbox row (skipping message ids already there) and ask
     for delivery after commit. Returns the new row ids."""
-    db = uow.db
+    return queue_email_batch(uow, [(booking_id, spec) for spec in specs])
+
+
+def queue_email_batch(uow, items: Iterable[tuple[str | None, object]]) -> list[int]:
+    """`queue_emails` for (booking id, spec) pairs of any number of bookings: one query finds the
+    message ids already queued, one flush writes the rest, and one task delivers them all."""
+    db, items = uow.db, list(items)
+    if not items:
+        return []
+    wanted = [spec.message_id for _, spec in items]
+    seen = set(db.execute(select(OutboxEmail.message_id).where(OutboxEmail.message_id.in_(wanted))).scalars())
     rows = []
-    for spec in specs:
-        exists = db.execute(select(OutboxEmail.id).where(OutboxEmail.message_id == spec.message_id)).first()
-        if exists:
+    for booking_id, spec in items:
+        if spec.message_id in seen:
             continue
+        seen.add(spec.message_id)
         row = OutboxEmail(
             message_id=spec.message_id, kind=spec.kind, booking_id=booking_id,
             session_id=spec.session_id, to_addr=spec.to_addr, to_name=spec.to_name or "", reply_to=spec.reply_to,
@@ -43,7 +54,10 @@ def queue_emails(uow, specs: Iterable, booking_id: str | None = None) -> list[in
         return []
     db.flush()
     ids = [r.id for r in rows]
-    uow.enqueue(SEND_TASK, ids=ids)
+    # Delivery tasks of at most DELIVERY_CHUNK emails: a reminder tick's hundreds of emails are
+    # sent by several worker processes at once, and a slow SMTP server holds up only its chunk.
+    for start in range(0, len(ids), DELIVERY_CHUNK):
+        uow.enqueue(SEND_TASK, ids=ids[start:start + DELIVERY_CHUNK])
     return ids
 
 

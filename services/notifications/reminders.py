@@ -68,10 +68,13 @@ def claim_due(db, now: datetime, batch: int) -> list[Reminder]:
 
 
 def send_due(container, *, now: datetime | None = None, batch: int = 200, max_batches: int = 50) -> dict[str, int]:
-    """One tick: turn due reminders into outbox emails. Returns counts by outcome."""
+    """One tick: turn due reminders into outbox emails. Returns counts by outcome.
+
+    Per batch, a fixed number of queries whatever its size: the claim, the batch's sessions, one
+    view per booking, one outbox write and one delivery task for all its emails."""
     from . import compose
     from ..booking.views import booking_view
-    from .outbox import queue_emails
+    from .outbox import queue_email_batch
 
     now = now or container.clock()
     counts = {"sent": 0, "dropped": 0, "skipped": 0}
@@ -80,9 +83,11 @@ def send_due(container, *, now: datetime | None = None, batch: int = 200, max_ba
             due = claim_due(uow.db, now, batch)
             if not due:
                 break
-            views = {}
+            sessions = {s.id: s for s in uow.db.execute(
+                select(Session).where(Session.id.in_({r.session_id for r in due}))).scalars()}
+            views, emails = {}, []
             for r in due:
-                session = uow.db.get(Session, r.session_id)
+                session = sessions[r.session_id]
                 if session.status != "confirmed":
                     r.status = "dropped"
                     counts["dropped"] += 1
@@ -94,11 +99,12 @@ def send_due(container, *, now: datetime | None = None, batch: int = 200, max_ba
                 if r.booking_id not in views:
                     views[r.booking_id] = booking_view(uow.db, uow.db.get(Booking, r.booking_id), container.settings)
                 specs = compose.reminder(views[r.booking_id], r.session_id, r.recipient, r.before_minutes)
-                queue_emails(uow, specs, booking_id=r.booking_id)
+                emails += [(r.booking_id, spec) for spec in specs]
                 r.status, r.sent_at = "sent", now
                 counts["sent"] += 1
                 uow.record("reminder.sent", booking_id=r.booking_id, session_id=r.session_id,
                            before_minutes=r.before_minutes, recipient=r.recipient)
+            queue_email_batch(uow, emails)
             uow.commit()
         if len(due) < batch:
             break
