@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -27,6 +27,10 @@ class Payment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# A fee charged, or on its way (a literal, so it matches the partial index under any query plan).
+CHARGED_FEE = text("kind = 'fee' AND status IN ('pending', 'succeeded')")
+
+
 class LedgerEntry(Base):
     """One money movement. Written `pending` before the Stripe call, `succeeded` after it.
 
@@ -35,6 +39,9 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "ledger_entries"
+    # The orphaned-fee sweep (services/lifecycle/abandon.py) reads the recent charged fees only.
+    __table_args__ = (Index("ix_ledger_entries_fees", "updated_at",
+                            postgresql_where=CHARGED_FEE, sqlite_where=CHARGED_FEE),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)

@@ -45,8 +45,9 @@ def _change(task, fn: Callable, give_up: Callable | None = None, **kwargs: Any) 
 
 
 def _give_up(task, give_up: Callable, exc: Exception) -> ServiceError | None:
+    # With the traceback: an unexpected error (a bug) ends here too, answered as a refusal.
     log.warning("%s gives up after %d tries: %s", task.name, task.request.retries + 1,
-                getattr(exc, "code", type(exc).__name__))
+                getattr(exc, "code", type(exc).__name__), exc_info=exc)
     try:
         return give_up(container(), change_key=task.request.id)
     except Exception:  # noqa: BLE001 - beat's sweep finishes what this could not

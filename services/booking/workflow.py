@@ -56,17 +56,14 @@ def _upsert(db):
 _MARK_STEPS: dict[str, Any] = {}
 
 
-def _mark_steps_statement(dialect_name: str):
+def _mark_steps_statement(db):
     """The saga log's upsert, built once per dialect: reusing one statement object lets
     SQLAlchemy skip building and hashing a new construct for each of a booking's ~7 marks."""
-    stmt = _MARK_STEPS.get(dialect_name)
+    dialect = db.bind.dialect.name
+    stmt = _MARK_STEPS.get(dialect)
     if stmt is None:
-        if dialect_name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(SagaStep)
-        stmt = _MARK_STEPS[dialect_name] = stmt.on_conflict_do_update(
+        stmt = _upsert(db)(SagaStep)
+        stmt = _MARK_STEPS[dialect] = stmt.on_conflict_do_update(
             index_elements=["booking_id", "step"],
             set_={"outcome": stmt.excluded.outcome, "error": stmt.excluded.error, "updated_at": stmt.excluded.updated_at,
                   "attempts": SagaStep.attempts + stmt.excluded.attempts})
@@ -82,7 +79,7 @@ def _mark_steps(db, booking_id: str, steps: Iterable[str], outcome: str, error: 
     """Record the same outcome for several steps in one round trip; `started` counts an attempt."""
     now, started = utcnow(), 1 if outcome == "started" else 0
     # Core, not the ORM's bulk path: the saga log is never read back in the same transaction.
-    db.connection().execute(_mark_steps_statement(db.bind.dialect.name), [
+    db.connection().execute(_mark_steps_statement(db), [
         {"booking_id": booking_id, "step": step, "outcome": outcome, "error": error, "attempts": started,
          "updated_at": now} for step in steps])
 
@@ -394,13 +391,13 @@ def capture_payment(c, booking_id: str) -> None:
         entry = uow.db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).scalar_one_or_none()
         payment = uow.db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one_or_none()
         retried = entry is not None
-        if booking.price_cents and entry is None:
+        if entry is None:
             entry = LedgerEntry(booking_id=booking_id, kind="capture", amount_cents=booking.price_cents,
                                 currency=booking.currency, status="pending", idempotency_key=key)
             uow.db.add(entry)
         _mark_step(uow.db, booking_id, "capture", "started")
         uow.commit()
-        needs_capture = bool(booking.price_cents) and entry.status != "succeeded"
+        needs_capture = entry.status != "succeeded"
         intent_id = payment.intent_id if payment else None
 
     movement = None

@@ -7,24 +7,23 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import Activity, Owner
-from models.messaging import CALENDAR_SYNC_ACTIONS, CALENDAR_SYNC_ENTRY
+from models.messaging import CALENDAR_SYNC_ENTRY
 
 from ..errors import ServiceError
 from .base import CalendarSync
 from .sync import calendar_for
 
-SYNC_ACTIONS = CALENDAR_SYNC_ACTIONS
 _LISTED = 5  # bookings named in the detail; the count says how many there are
 
 
 def failed_syncs(db, since: datetime | None = None) -> list[Activity]:
     """The latest calendar entry of every booking whose latest calendar sync failed (at or
     after `since`, when given), oldest first."""
-    latest = (select(func.max(Activity.id).label("id"))  # through ix_activity_calendar_sync
-              .where(CALENDAR_SYNC_ENTRY).group_by(Activity.booking_id).subquery())
+    latest = select(func.max(Activity.id).label("id")).where(CALENDAR_SYNC_ENTRY)  # ix_activity_calendar_sync
+    if since is not None:  # the same answer: a latest entry at or after `since` is the latest since then too
+        latest = latest.where(Activity.at >= since)
+    latest = latest.group_by(Activity.booking_id).subquery()
     query = select(Activity).join(latest, Activity.id == latest.c.id).where(Activity.action == "calendar.sync_failed")
-    if since is not None:
-        query = query.where(Activity.at >= since)
     return list(db.execute(query.order_by(Activity.id)).scalars())
 
 

@@ -20,9 +20,10 @@ from typing import Sequence
 from sqlalchemy import select
 
 from models import Activity, Booking
+from models.messaging import CALENDAR_SYNC_ACTIONS
 
 from . import request_sync
-from .doctor import SYNC_ACTIONS, failed_syncs
+from .doctor import failed_syncs
 
 log = logging.getLogger("sessionpack.calendar.resync")
 
@@ -50,7 +51,7 @@ def _since_last_sync(db, booking_ids: list[str]) -> dict[str, list[Activity]]:
     """Each booking's calendar entries after its latest `calendar.synced`, oldest first."""
     entries: dict[str, list[Activity]] = defaultdict(list)
     rows = db.execute(select(Activity).where(Activity.booking_id.in_(booking_ids),
-                                             Activity.action.in_((*SYNC_ACTIONS, RESYNC_REQUESTED)))
+                                             Activity.action.in_((*CALENDAR_SYNC_ACTIONS, RESYNC_REQUESTED)))
                       .order_by(Activity.id)).scalars()
     for entry in rows:
         if entry.action == "calendar.synced":

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from models import Activity, LedgerEntry, Session
+from models.money import CHARGED_FEE
 
 from ..booking.views import booking_view
 from ..errors import OperationFailed, ServiceError
@@ -25,7 +26,7 @@ from ..tokens import token_session_id
 from .access import booking_of, lock_booking
 from .cancel import session_label
 from .changes import change_of_fee, change_outcome, fee_key, record_refusal_in, refund_key
-from .ledger import entry_by_key, plan_fee_refund, settle_stale_fee
+from .ledger import FEE_NOT_REFUNDED, entry_by_key, plan_fee_refund, settle_stale_fee
 
 log = logging.getLogger("sessionpack.lifecycle.abandon")
 
@@ -70,14 +71,24 @@ def abandon_reschedule(c, booking_id: str, change_key: str, *, session_id: str |
         settle_stale_fee(c, booking_id, key)
     with c.uow() as uow:
         booking = lock_booking(uow.db, booking_id)
-        refunded = plan_fee_refund(uow, booking_id, key, change_key, reason=f"reschedule refused: {refusal.code}")
-        session = uow.db.get(Session, session_id)
-        if notify and session is not None and session.status == "confirmed":
-            # The message id comes from the change key: a second pass queues nothing new.
-            view = booking_view(uow.db, booking, c.settings)
-            queue_emails(uow, compose.reschedule_failed(view, session_id, refunded, change_key), booking_id=booking_id)
+        refund_fee_and_tell(c, uow, booking, session_id, key, change_key, refusal.code, notify=notify)
         uow.commit()
     return refusal
+
+
+def refund_fee_and_tell(c, uow, booking, session_id: str, key: str, change_key: str, code: str, *,
+                        notify: bool, why: str | None = None) -> int:
+    """In the caller's transaction, under the booking's lock: give back the change's charged fee
+    (once: its refund key) and, with `notify`, tell the customer that the session keeps its time
+    and why (`why`, one line; by default a service stayed unavailable). Returns the cents refunded."""
+    refunded = plan_fee_refund(uow, booking.id, key, change_key, reason=f"reschedule refused: {code}")
+    session = uow.db.get(Session, session_id)
+    if notify and session is not None and session.status == "confirmed":
+        # The message id comes from the change key: a second pass queues nothing new.
+        view = booking_view(uow.db, booking, c.settings)
+        queue_emails(uow, compose.reschedule_failed(view, session_id, refunded, change_key, why=why),
+                     booking_id=booking.id)
+    return refunded
 
 
 def give_up_reschedule(c, session_id: str, change_key: str, *, token: str | None = None,
@@ -100,14 +111,16 @@ def orphaned_fees(db: Db, now: datetime, grace: timedelta, window: timedelta) ->
     ago whose change neither moved its session nor gave the fee back, oldest first. Three
     queries whatever the number of fees: the fees, the moves of their bookings, their refunds."""
     fees = db.execute(select(LedgerEntry.booking_id, LedgerEntry.idempotency_key).where(
-        LedgerEntry.kind == "fee", LedgerEntry.status.in_(("pending", "succeeded")),
+        CHARGED_FEE,  # through the partial index ix_ledger_entries_fees
         LedgerEntry.updated_at <= now - grace, LedgerEntry.updated_at >= now - window,
     ).order_by(LedgerEntry.updated_at, LedgerEntry.id)).all()
     if not fees:
         return []
     changes = [(booking_id, change_of_fee(booking_id, key)) for booking_id, key in fees]
+    # Settled: the session moved, or nothing of the fee was left to give back.
     moved = {(a.booking_id, (a.details or {}).get("change")) for a in db.execute(select(Activity).where(
-        Activity.booking_id.in_(sorted({b for b, _ in changes})), Activity.action == "session.rescheduled")).scalars()}
+        Activity.booking_id.in_(sorted({b for b, _ in changes})),
+        Activity.action.in_(("session.rescheduled", FEE_NOT_REFUNDED)))).scalars()}
     refunded = set(db.execute(select(LedgerEntry.idempotency_key).where(
         LedgerEntry.idempotency_key.in_([refund_key(b, ch) for b, ch in changes]))).scalars())
     return [(b, ch) for b, ch in changes if (b, ch) not in moved and refund_key(b, ch) not in refunded]

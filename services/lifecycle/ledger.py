@@ -273,6 +273,9 @@ def settle_stale_fee(c, booking_id: str, key: str) -> None:
             "fee_not_charged", "the change ended before its fee was charged; Stripe has no charge for it"))
 
 
+FEE_NOT_REFUNDED = "fee.not_refunded"
+
+
 def plan_fee_refund(uow, booking_id: str, key: str, change_key: str, *, reason: str) -> int:
     """In the deciding transaction: plan giving back a change's charged fee, once per change (the
     change's refund key), at most what is still refundable. Returns the cents planned."""
@@ -281,6 +284,12 @@ def plan_fee_refund(uow, booking_id: str, key: str, change_key: str, *, reason: 
         return 0
     booking = uow.db.get(Booking, booking_id)
     amount = min(fee.amount_cents, money_position(uow.db, booking_id).refundable)
+    if amount <= 0:
+        # The booking was refunded in full meanwhile. Said once in the stream, so the orphaned-fee
+        # sweep counts the change as settled instead of coming back to it every tick.
+        uow.record(FEE_NOT_REFUNDED, booking_id=booking_id, session_id=fee.session_id, change=change_key,
+                   reason="nothing of the booking is left to refund")
+        return 0
     parts = plan_refund(uow, booking, amount, change_key, actor="system", reason=reason, session_id=fee.session_id)
     enqueue_refund(uow, booking_id, parts)
     return amount

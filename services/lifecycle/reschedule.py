@@ -28,10 +28,11 @@ from ..notifications.outbox import queue_emails
 from ..notifications.reminders import replan_reminders
 from ..scheduling import owner_busy
 from . import policy
-from .access import actor_of, load_authorized
+from .abandon import refund_fee_and_tell
+from .access import actor_of, load_authorized, lock_booking
 from .cancel import session_label
 from .changes import MOVE_MEETING, begin_change, fee_key, recording_refusals
-from .ledger import charge_fee, hold_fee, plan_fee_refund
+from .ledger import charge_fee, hold_fee
 
 # The frozen booking terms that shape a session's time (the page's opening hours are current).
 SCHEDULING_TERMS = ("slot_interval_minutes", "min_notice_minutes", "buffer_before_minutes", "buffer_after_minutes")
@@ -127,15 +128,11 @@ REFUSED_AFTER_FEE = {"slot_unavailable": "someone else booked that time while we
 def _refund_refused_fee(c, booking_id: str, session_id: str, key: str, change_key: str, exc: ServiceError) -> None:
     """The move was refused after the fee was charged (the slot was taken meanwhile): give the
     fee back, once per change, and tell the customer why their card was charged and refunded."""
+    why = REFUSED_AFTER_FEE.get(exc.code, f"the new time could not be given to you ({exc.message})")
     with c.uow() as uow:
-        refunded = plan_fee_refund(uow, booking_id, key, change_key, reason=f"reschedule refused: {exc.code}")
-        if not refunded:
-            return
-        view = booking_view(uow.db, uow.db.get(Booking, booking_id), c.settings)
-        why = REFUSED_AFTER_FEE.get(exc.code, f"the new time could not be given to you ({exc.message})")
-        queue_emails(uow, compose.reschedule_failed(view, session_id, refunded, change_key, why=why), booking_id=booking_id)
+        booking = lock_booking(uow.db, booking_id)
+        refund_fee_and_tell(c, uow, booking, session_id, key, change_key, exc.code, notify=True, why=why)
         uow.commit()
-
 
 def _move(c, session_id: str, new_start_iso: str, token: str | None, admin: bool, *, actor: str, fee: int,
           change_key: str) -> dict:
