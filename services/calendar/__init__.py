@@ -9,6 +9,9 @@ reschedule, deleted on cancel), and the calendar's busy times kept out of availa
 from __future__ import annotations
 
 SYNC_CALENDAR = "sessionpack.sync_calendar"  # the task that brings a booking's events up to date
+# The longest the sync task waits between its own tries (tasks/calendar.py); the re-sync sweep
+# leaves a booking to a retry chain that may still be running for at least this long.
+SYNC_MAX_DELAY_SECONDS = 900.0
 
 
 
@@ -31,6 +34,6 @@ from .doctor import check_calendars
 from .sync import calendar_for, sync_booking
 
 __all__ = [
-    "SYNC_CALENDAR", "request_sync", "CaldavBusySource", "CalendarConnection", "CalendarSync", "build_busy_source", "calendar_for",
+    "SYNC_CALENDAR", "SYNC_MAX_DELAY_SECONDS", "request_sync", "CaldavBusySource", "CalendarConnection", "CalendarSync", "build_busy_source", "calendar_for",
     "check_calendars", "connection_for", "sync_booking",
 ]

@@ -5,7 +5,11 @@ Everything is derived from the activity stream, no table of its own: a booking i
 while its latest calendar sync entry is `calendar.sync_failed`. Each re-sync is recorded as
 `calendar.resync_requested` in the transaction that queues it, so the number since the latest
 `calendar.synced` sets the wait before the next one: `base` (the tick, 15 minutes by default)
-after the latest entry, doubled per re-sync, at most a day. A re-sync is a single try of
+after the latest entry, doubled per re-sync, at most a day. A failure after which the task itself
+will try again (recorded with `final: false`) is left to that retry for at least
+`RETRY_CHAIN_GAP` (the task's longest wait between tries, plus five minutes), so the sweep does not
+run beside a retry chain that is still going; if no newer entry comes by then, the chain died with
+its worker and the sweep takes over. A re-sync is a single try of
 `sessionpack.sync_calendar` (`retry=False`), so re-syncs never pile up retry chains. After
 `bound` from the first failure (7 days by default) the sweep stops; doctor keeps listing the
 booking for a human.
@@ -22,13 +26,14 @@ from sqlalchemy import select
 from models import Activity, Booking
 from models.messaging import CALENDAR_SYNC_ACTIONS
 
-from . import request_sync
+from . import SYNC_MAX_DELAY_SECONDS, request_sync
 from .doctor import failed_syncs
 
 log = logging.getLogger("sessionpack.calendar.resync")
 
 RESYNC_REQUESTED = "calendar.resync_requested"
 MAX_WAIT = timedelta(hours=24)
+RETRY_CHAIN_GAP = timedelta(seconds=SYNC_MAX_DELAY_SECONDS, minutes=5)
 MAX_BOOKINGS_PER_TICK = 50
 
 
@@ -44,7 +49,12 @@ def resync_due(entries: Sequence[Activity], now: datetime, base: timedelta, boun
     if not failures or now - failures[0].at > bound:
         return False
     requests = sum(1 for e in entries if e.action == RESYNC_REQUESTED)
-    return now - entries[-1].at >= resync_wait(requests, base)
+    wait = resync_wait(requests, base)
+    if entries[-1] is failures[-1] and not (getattr(failures[-1], "details", None) or {}).get("final", True):
+        # The sync task will try again itself: leave it its longest wait, and then some (a chain
+        # that died with its worker is picked up after that).
+        wait = max(wait, RETRY_CHAIN_GAP)
+    return now - entries[-1].at >= wait
 
 
 def _since_last_sync(db, booking_ids: list[str]) -> dict[str, list[Activity]]:

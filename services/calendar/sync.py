@@ -82,21 +82,23 @@ def _record_if_current(c, booking_id: str, snap: _Snapshot, outcome: dict) -> bo
     return True
 
 
-def _record_failure(c, booking_id: str, exc: Exception) -> None:
+def _record_failure(c, booking_id: str, exc: Exception, last_try: bool) -> None:
+    """`final`: no retry of the task follows this failure (the re-sync sweep waits for that)."""
     code = getattr(exc, "code", "internal_error")
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    retriable = isinstance(exc, TransientError)
     with c.uow() as uow:
         uow.record("calendar.sync_failed", booking_id=booking_id, code=code, message=message,
-                   retriable=isinstance(exc, TransientError))
+                   retriable=retriable, final=last_try or not retriable)
         uow.commit()
 
 
-def sync_booking(c, booking_id: str, calendar: CalendarSync | None = None) -> dict | None:
+def sync_booking(c, booking_id: str, calendar: CalendarSync | None = None, *, last_try: bool = True) -> dict | None:
     """Write every confirmed session's event into the owner's calendar and delete the
     cancelled sessions' events. Safe to run any number of times (events are addressed by
     UID). Returns {'written': [numbers], 'deleted': [numbers]}, or None when the owner has no
     calendar. Records `calendar.synced`, or `calendar.sync_failed` and re-raises: a
-    TransientError is for the task to retry with backoff."""
+    TransientError is for the task to retry with backoff (`last_try=False` while it will)."""
     calendar = calendar or calendar_for(c)
     for _ in range(_MAX_PASSES):
         snap = _snapshot(c, booking_id)
@@ -105,7 +107,7 @@ def sync_booking(c, booking_id: str, calendar: CalendarSync | None = None) -> di
         try:
             outcome = _apply(calendar, snap)
         except Exception as exc:
-            _record_failure(c, booking_id, exc)
+            _record_failure(c, booking_id, exc, last_try)
             raise
         if not outcome["written"] and not outcome["deleted"]:
             return outcome  # nothing is confirmed or cancelled yet: nothing to say
@@ -113,6 +115,6 @@ def sync_booking(c, booking_id: str, calendar: CalendarSync | None = None) -> di
             return outcome
     raced = TransientError("calendar_sync_raced", f"booking {booking_id} kept changing while its calendar "
                            f"events were written; the next try writes its latest state")
-    _record_failure(c, booking_id, raced)
+    _record_failure(c, booking_id, raced, last_try)
     raise raced
 

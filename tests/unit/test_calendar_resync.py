@@ -56,3 +56,14 @@ def test_beat_runs_the_sweep_every_base_wait():
     entry = app.conf.beat_schedule["resync-calendars"]
     assert entry["task"] == "sessionpack.resync_calendars" and entry["task"] in app.tasks
     assert entry["schedule"] == Settings.calendar_resync_seconds == 900
+
+
+def test_a_failure_the_task_will_retry_is_left_to_its_retry_chain_for_its_longest_wait():
+    from services.calendar.resync import RETRY_CHAIN_GAP
+
+    retried = SimpleNamespace(action="calendar.sync_failed", at=T0, details={"final": False})
+    gap = RETRY_CHAIN_GAP / timedelta(minutes=1)
+    assert gap > BASE / timedelta(minutes=1)  # longer than the sweep's own first wait
+    assert not due_at([retried], gap - 1) and due_at([retried], gap)  # then the chain counts as dead
+    last = SimpleNamespace(action="calendar.sync_failed", at=T0, details={"final": True})
+    assert due_at([last], 15)  # the task gave up: the sweep's own wait

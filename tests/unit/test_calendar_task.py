@@ -18,9 +18,11 @@ def error_name(result) -> str:
     return getattr(result.result, "exc_cls_name", type(result.result).__name__)
 
 
-def failing(calls, exc):
-    def sync_booking(c, booking_id):
+def failing(calls, exc, last_tries=None):
+    def sync_booking(c, booking_id, last_try=True):
         calls.append(booking_id)
+        if last_tries is not None:
+            last_tries.append(last_try)
         raise exc
     return sync_booking
 
@@ -45,5 +47,18 @@ def test_permanent_failures_are_not_retried(calls, monkeypatch):
 
 
 def test_success_returns_what_was_written(calls, monkeypatch):
-    monkeypatch.setattr(task_module, "sync_booking", lambda c, booking_id: {"written": [1], "deleted": []})
+    monkeypatch.setattr(task_module, "sync_booking", lambda c, booking_id, **_: {"written": [1], "deleted": []})
     assert task_module.sync_calendar.apply(args=["bk_1"]).result == {"written": [1], "deleted": []}
+
+
+def test_only_the_last_try_is_marked_final(calls, monkeypatch):
+    # sync_booking records each failure with `final` (services/calendar/sync.py): the re-sync
+    # sweep leaves a booking alone while the task's own retries may still come.
+    last_tries = []
+    monkeypatch.setattr(task_module, "sync_booking",
+                        failing(calls, TransientError("calendar_unavailable", "down"), last_tries))
+    task_module.sync_calendar.apply(args=["bk_1"])
+    assert last_tries == [False] * task_module.SYNC_MAX_RETRIES + [True]
+    last_tries.clear()
+    task_module.sync_calendar.apply(kwargs={"booking_id": "bk_1", "retry": False})
+    assert last_tries == [True]
