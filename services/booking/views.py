@@ -123,3 +123,13 @@ def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
         "sessions": sessions,
         "activity": [{k: v for k, v in activity_entry(a).items() if k != "booking_id"} for a in activity],
     }
+
+
+def how_request_ended(booking: Booking) -> str:
+    """' (the request was withdrawn)' and the like: how a request that never got confirmed ended,
+    for an error's message; '' for any other booking."""
+    failure = booking.failure or {}
+    if failure.get("step") != "approval":
+        return ""
+    return {"withdrawn": " (the request was withdrawn)", "declined": " (the owner declined the request)",
+            "approval_expired": " (the request expired before the owner decided)"}.get(failure.get("code"), "")

@@ -25,7 +25,7 @@ from ..notifications.outbox import queue_emails
 from ..notifications.reminders import plan_reminders
 from .ids import booking_id_for, calendar_uid, new_session_id
 from .request import BookingPlan, conflicting_slot, parse_request, plan_booking, slot_taken
-from .views import booking_view
+from .views import booking_view, how_request_ended
 
 log = logging.getLogger("sessionpack.workflow")
 
@@ -601,11 +601,8 @@ def load_awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
     if booking is None:
         raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id")
     if booking.status != "awaiting_approval" and booking.status not in allow:
-        failure = booking.failure if (booking.failure or {}).get("step") == "approval" else {}
-        why = {"withdrawn": " (the request was withdrawn before it was decided)", "declined": " (declined)",
-               "approval_expired": " (the request expired)"}.get(failure.get("code"), "")
         raise OperationFailed("not_awaiting_approval",
-                              f"booking {booking_id} is {booking.status}{why}, not awaiting approval; only requests made in manual booking mode can be approved or declined")
+                              f"booking {booking_id} is {booking.status}{how_request_ended(booking)}, not awaiting approval; only requests made in manual booking mode can be approved or declined")
     return booking
 
 

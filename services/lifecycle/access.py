@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as Db
 
 from models import Booking, Session
 
+from ..booking.views import how_request_ended
 from ..errors import InvalidInput, NotFound, OperationFailed
 from ..tokens import token_session_id
 
@@ -112,21 +113,12 @@ def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens:
         if s.status == "cancelled":
             raise OperationFailed(
                 "session_already_cancelled",
-                f"session {s.id} (number {s.number}) is already cancelled{_why_cancelled(booking)}, so it cannot be "
+                f"session {s.id} (number {s.number}) is already cancelled{how_request_ended(booking)}, so it cannot be "
                 f"{AFTER_CANCEL[action]}; nothing was changed and no money moved",
             )
         if s.status != "confirmed" and not (awaiting and s.status == "held"):
             raise OperationFailed("session_not_confirmed", _not_confirmed(booking, s, action))
     return booking, sessions
-
-
-def _why_cancelled(booking: Booking) -> str:
-    """How a request that never got confirmed ended, for the error's message."""
-    failure = booking.failure or {}
-    if failure.get("step") != "approval":
-        return ""
-    return {"withdrawn": " (the request was withdrawn)", "declined": " (the owner declined the request)",
-            "approval_expired": " (the request expired before the owner decided)"}.get(failure.get("code"), "")
 
 
 def _not_confirmed(booking: Booking, session: Session, action: str) -> str:
