@@ -365,11 +365,18 @@ def provision_conferencing(c, booking_id: str) -> None:
 
 def _provision_locally(uow, booking: Booking, provider) -> None:
     """A provider that makes no call out (builtin): nothing can be left behind by a crash, so the
-    meetings are made and recorded in one transaction, without the `creating` placeholders."""
+    meetings are made and recorded in one transaction, without the `creating` placeholders.
+    (Placeholders an earlier release left for a booking in flight are filled in, not duplicated.)"""
+    existing = {m.session_id: m for m in uow.db.execute(
+        select(Meeting).where(Meeting.session_id.in_([s.id for s in booking.sessions]))).scalars()}
     for s in booking.sessions:
         d = provider.create(meeting_request(booking, s))
-        uow.db.add(Meeting(session_id=s.id, provider=d.provider, status="active", external_id=d.external_id,
-                           join_url=d.join_url, password=d.password, dial_in=d.dial_in, host_url=d.host_url))
+        row = existing.get(s.id)
+        if row is None:
+            row = Meeting(session_id=s.id)
+            uow.db.add(row)
+        row.provider, row.status, row.external_id, row.join_url = d.provider, "active", d.external_id, d.join_url
+        row.password, row.dial_in, row.host_url = d.password, d.dial_in, d.host_url
         uow.record("meeting.created", booking_id=booking.id, session_id=s.id, provider=d.provider,
                    meeting_id=d.external_id)
     _advance(uow, booking, "conferencing")

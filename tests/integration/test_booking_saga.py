@@ -45,6 +45,22 @@ def test_happy_path_confirms_every_session(container, db_backend, clock, n):
         assert {s.step for s in db.query(SagaStep)} >= {"hold", "conferencing", "capture", "notify", "reminders"}
 
 
+def test_builtin_meetings_fill_in_placeholders_an_earlier_release_left(container, db_backend, clock):
+    """A booking in flight during a deploy: the old two-transaction step had written `creating`
+    rows before the worker stopped; the one-transaction step fills them in (one row a session)."""
+    apply_config(container, package_config(3))
+    booking_id = workflow.submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 3)))
+    with container.session_factory() as db:
+        for session in db.query(Session).filter_by(booking_id=booking_id):
+            db.add(Meeting(session_id=session.id, provider="builtin", status="creating"))
+        db.commit()
+    drain(container)
+    with container.session_factory() as db:
+        assert db.get(Booking, booking_id).status == "confirmed"
+        meetings = db.query(Meeting).all()
+        assert len(meetings) == 3 and all(m.status == "active" and m.join_url for m in meetings)
+
+
 def test_same_request_three_times_makes_one_booking(container, db_backend, clock):
     apply_config(container, package_config(3))
     request = booking_request(daily_slots(clock() + timedelta(days=2), 3))
