@@ -1,4 +1,4 @@
-# One image for every sessionpack process (docker-compose.yml: migrate, worker, beat, flower).
+# One image for every sessionpack process (docker-compose.yml: migrate, web, worker, beat, flower).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,6 +21,7 @@ COPY tasks ./tasks
 COPY services ./services
 COPY models ./models
 COPY templates ./templates
+COPY web ./web
 # Editable, so that the code runs from /app and finds /app/templates beside it.
 RUN pip install --no-deps -e . \
     && mkdir -p /app/var \

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Options that must differ inside a container: Flower listens on the container's interface so
 # that the published port reaches it; the Procfile keeps it on loopback.
 CONTAINER_ONLY_OPTIONS = {"flower": {"--address"}}
-LONG_RUNNING = ("worker", "beat", "flower")
+LONG_RUNNING = ("web", "worker", "beat", "flower")
+CELERY = ("worker", "beat", "flower")
 
 
 def procfile() -> dict[str, str]:
@@ -42,10 +43,13 @@ def comparable(name: str, command) -> list[str]:
 def test_procfile_has_the_long_running_processes_and_nothing_that_exits():
     processes = procfile()
     assert set(processes) == set(LONG_RUNNING)
-    for name in LONG_RUNNING:
+    for name in CELERY:
         assert words(processes[name])[:3] == ["celery", "-A", "worker"]
         assert words(processes[name])[3] == name
     assert "-E" in words(processes["worker"]), "Flower needs the worker's task events"
+    web = words(processes["web"])
+    assert web[:3] == ["uvicorn", "--factory", "web.app:create_app"]
+    assert web[web.index("--port") + 1] == "${PORT:-8000}"
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
@@ -83,7 +87,7 @@ def test_every_app_service_uses_one_image_and_the_real_servers():
 def test_health_checks_and_volumes():
     data = compose()
     services = data["services"]
-    for name in ("postgres", "redis", "worker", "flower"):
+    for name in ("postgres", "redis", "web", "worker", "flower"):
         assert services[name]["healthcheck"]["test"], name
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])

@@ -1,0 +1,26 @@
+"""Keep tokens out of the access log: uvicorn logs every request's path, and the path of a
+customer page is its secret link."""
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN_PATH = re.compile(r"^(/(?:manage|meeting|api/v1/manage)/)[^/?#\s]+")
+
+
+def redact_path(path: str) -> str:
+    return _TOKEN_PATH.sub(r"\1[token]", path)
+
+
+class RedactTokenPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
+def install() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokenPaths) for f in logger.filters):
+        logger.addFilter(RedactTokenPaths())
