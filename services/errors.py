@@ -51,6 +51,11 @@ class NotFound(InvalidInput):
     """An id or slug that does not exist (exit 2)."""
 
 
+class Conflict(InvalidInput):
+    """The input contradicts what was stored before, such as a request_id already used for a
+    different request (exit 2; HTTP 409)."""
+
+
 class Unavailable(ServiceError):
     """A service we depend on (database, broker) cannot be reached (exit 3)."""
 

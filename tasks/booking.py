@@ -2,7 +2,7 @@
 follow one booking through the chain in Flower."""
 from __future__ import annotations
 
-from services.booking import workflow
+from services.booking import intake, workflow
 from worker.app import app
 
 from .base import container, retry_transient, run_saga_step
@@ -14,6 +14,12 @@ SAGA_TASK = dict(bind=True, acks_late=True, max_retries=None)
 def submit_booking(self, request: dict) -> str | None:
     """Validate the request and hold all its slots (or record why not); the saga goes on from there."""
     return retry_transient(self, workflow.submit_booking, container(), request)
+
+
+@app.task(name=intake.START_BOOKING, **SAGA_TASK)
+def start_booking(self, request_id: str) -> str | None:
+    """Submit a request the intake stored (the CLI, the HTTP API): it carries only the id."""
+    return retry_transient(self, intake.start_booking, container(), request_id)
 
 
 @app.task(name="sessionpack.authorize_payment", **SAGA_TASK)

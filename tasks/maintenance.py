@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services import lifecycle
-from services.booking import workflow
+from services.booking import intake, workflow
 from services.calendar import resync
 from services.conferencing import reconcile
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
@@ -39,9 +39,11 @@ def resend_stale_refunds(self) -> int:
 
 
 @app.task(name="sessionpack.resume_stalled_bookings", bind=True, acks_late=True)
-def resume_stalled_bookings(self) -> int:
+def resume_stalled_bookings(self) -> dict:
+    # Accepted requests no booking picked up (the broker lost them) wait as long as a stalled saga.
     c = container()
-    return workflow.resume_stalled(c, timedelta(seconds=c.settings.saga_stall_seconds))
+    stall = timedelta(seconds=c.settings.saga_stall_seconds)
+    return {"resumed": workflow.resume_stalled(c, stall), **intake.republish_unclaimed(c, stall)}
 
 
 @app.task(name="sessionpack.sweep_orphan_meetings", bind=True, acks_late=True)

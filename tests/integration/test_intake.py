@@ -1,0 +1,151 @@
+"""Persist, then publish: `accept_booking_request` (the CLI's `book`, the HTTP API's
+`POST /api/v1/bookings`) stores a request before it answers, the sweep publishes again what no
+booking picked up, and a request_id answers only the very request it was first used for."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import Booking, BookingRequest, TaskOutbox
+from services.booking import intake
+from services.booking.ids import booking_id_for
+from services.errors import Conflict, InvalidInput, OperationFailed
+from tests.support import apply_config, booking_request, claim_next_task, daily_slots, drain, package_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def c(container, db_backend):
+    apply_config(container, package_config(2))
+    return container
+
+
+def _request(c, **kw):
+    return booking_request(daily_slots(c.clock() + timedelta(days=3), 2), **kw)
+
+
+def _outbox(c):
+    with c.session_factory() as db:
+        return [(r.task_name, r.kwargs) for r in db.execute(select(TaskOutbox).order_by(TaskOutbox.id)).scalars()]
+
+
+def test_accept_stores_the_request_and_its_publication_in_one_transaction(c):
+    req = _request(c)
+    answer = intake.accept_booking_request(c, req, source="cli")
+    assert answer == (booking_id_for(req["request_id"]), "pending", True)
+    with c.session_factory() as db:
+        row = db.get(BookingRequest, req["request_id"])
+        assert (row.state, row.source, row.booking_id) == ("queued", "cli", answer.booking_id)
+        assert db.get(Booking, answer.booking_id) is None
+        # `show` answers pending before any worker started it, never unknown_booking.
+        shown = intake.find_booking_object(db, answer.booking_id, c.settings)
+    assert shown["status"] == "pending" and shown["request_id"] == req["request_id"]
+    assert shown["customer"]["email"] == "sam@example.org" and shown["sessions"] == []
+    assert [a["action"] for a in shown["activity"]] == ["request.accepted"]
+    # Only the request id travels: the worker reads the request from the row.
+    assert _outbox(c) == [(intake.START_BOOKING, {"request_id": req["request_id"]})]
+
+    drain(c)
+    with c.session_factory() as db:
+        assert db.get(Booking, answer.booking_id).status == "confirmed"
+        assert intake.find_booking_object(db, answer.booking_id, c.settings)["status"] == "confirmed"
+
+
+def test_the_same_request_again_answers_the_same_booking(c):
+    req = _request(c)
+    first = intake.accept_booking_request(c, req)
+    # Written differently, the same request: other offsets, another order, the case of the email's domain.
+    again = dict(req, slots=[s.replace("Z", "+00:00") for s in reversed(req["slots"])],
+                 customer=dict(req["customer"], email="sam@EXAMPLE.org"))
+    assert intake.accept_booking_request(c, again) == (first.booking_id, "pending", False)
+    drain(c)
+    assert intake.accept_booking_request(c, req) == (first.booking_id, "confirmed", False)
+    with c.session_factory() as db:
+        assert db.query(BookingRequest).count() == 1 and db.query(Booking).count() == 1
+
+
+@pytest.mark.parametrize("change", ["customer", "slots", "payment_method"])
+def test_a_reused_request_id_with_another_body_is_refused(c, change):
+    req = _request(c)
+    first = intake.accept_booking_request(c, req)
+    other = _request(c, request_id=req["request_id"])
+    if change == "customer":
+        other["customer"] = {"name": "Eve Mallory", "email": "eve@example.net", "timezone": "UTC"}
+    elif change == "slots":
+        other["slots"] = daily_slots(c.clock() + timedelta(days=5), 2)
+    else:
+        other["payment_method"] = "pm_card_visa"
+    with pytest.raises(Conflict) as refused:
+        intake.accept_booking_request(c, other)
+    assert refused.value.code == "request_id_reused" and refused.value.exit_code == 2
+    assert first.booking_id not in refused.value.message  # nothing about the first booking
+    drain(c)
+    with pytest.raises(Conflict):  # after the booking exists too
+        intake.accept_booking_request(c, other)
+
+
+def test_a_booking_made_before_the_intake_is_compared_by_its_details(c):
+    """A booking submitted straight to the worker before intake rows existed has no fingerprint:
+    its customer, page and times decide."""
+    from services.booking import workflow
+
+    req = _request(c)
+    booking_id = workflow.submit_booking(c, req)
+    with c.uow() as uow:  # as if made before the intake stored it
+        uow.db.query(BookingRequest).delete()
+        uow.commit()
+    assert intake.accept_booking_request(c, req) == (booking_id, "pending", False)
+    with pytest.raises(Conflict):
+        intake.accept_booking_request(c, dict(req, customer={"name": "Eve", "email": "eve@example.net"}))
+
+
+def test_a_refused_request_stores_nothing_and_may_be_corrected(c):
+    req = _request(c)
+    with pytest.raises(InvalidInput) as bad:
+        intake.accept_booking_request(c, dict(req, event_type="nope"))
+    assert bad.value.code == "unknown_event_type"
+    with pytest.raises(InvalidInput) as short:
+        intake.accept_booking_request(c, dict(req, slots=req["slots"][:1]))
+    assert short.value.code == "wrong_session_count"
+    with c.session_factory() as db:
+        assert db.query(BookingRequest).count() == 0 and db.query(TaskOutbox).count() == 0
+    assert intake.accept_booking_request(c, req).created
+
+
+def test_a_slot_taken_is_refused_on_the_spot(c):
+    intake.accept_booking_request(c, _request(c))
+    drain(c)
+    with pytest.raises(OperationFailed) as taken:
+        intake.accept_booking_request(c, _request(c))
+    assert taken.value.code == "slot_unavailable" and taken.value.exit_code == 1
+
+
+def test_the_sweep_publishes_again_what_the_broker_forgot(c, clock):
+    req = _request(c)
+    answer = intake.accept_booking_request(c, req)
+    assert claim_next_task(c) is not None  # sent to a broker that then forgot it
+    grace = timedelta(seconds=120)
+    assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 0}  # not yet
+    clock.now += timedelta(seconds=121)
+    assert intake.republish_unclaimed(c, grace) == {"republished": 1, "taken": 0}
+    assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 0}  # it waits again
+    # The first message turns up after all, then the republished one: one booking.
+    intake.start_booking(c, req["request_id"])
+    drain(c)
+    with c.session_factory() as db:
+        assert db.get(Booking, answer.booking_id).status == "confirmed"
+        assert db.query(Booking).count() == 1
+    clock.now += timedelta(seconds=121)
+    assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 1}
+    with c.session_factory() as db:
+        row = db.get(BookingRequest, req["request_id"])
+        assert (row.state, row.body, row.publishes) == ("taken", None, 2)
+    assert intake.start_booking(c, req["request_id"]) is None  # a late duplicate does nothing
+
+
+def test_unknown_ids_stay_unknown(c):
+    with c.session_factory() as db:
+        assert intake.find_booking_object(db, "bk_nothing", c.settings) is None
