@@ -27,6 +27,12 @@ class Customer(Base):
 
 class Booking(Base):
     __tablename__ = "bookings"
+    # The owner console's filters (services/console/stream.py): a page (and its event types),
+    # and a customer's email whatever its case.
+    __table_args__ = (
+        Index("ix_bookings_page_event_type", "page_slug", "event_type_id"),
+        Index("ix_bookings_customer_email_lower", text("lower(customer_email)")),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(200), unique=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -19,6 +19,10 @@ class Owner(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     # {"caldav_url", "username", "password_env"}: never the password itself.
     calendar: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # The owner console's login (services/console/accounts.py): an argon2 hash, never the
+    # password; None until `sessionpack owner set-password`. A site admin sees every page.
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    site_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -83,6 +83,11 @@ class Activity(Base):
     __tablename__ = "activity"
     __table_args__ = (
         Index("ix_activity_booking", "booking_id", "id"),
+        # The owner console's stream (services/console/stream.py) is newest first by (at, id),
+        # read by keyset: all of it, one booking's entries, or one action's.
+        Index("ix_activity_at_id", "at", "id"),
+        Index("ix_activity_booking_at", "booking_id", "at", "id"),
+        Index("ix_activity_action_at", "action", "at", "id"),
         # Calendar sync outcomes only: `doctor` and the re-sync sweep look for each booking's
         # latest one, and should not read every other entry of the stream to find them.
         Index("ix_activity_calendar_sync", "booking_id", "id",

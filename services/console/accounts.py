@@ -1,0 +1,184 @@
+"""Owner logins: argon2 password hashes, the site-admin flag, and rate-limited sign-in.
+
+Failed attempts are counted per owner and per client address (the `limits` library: Redis when
+the broker is Redis, so every web process shares the count; memory otherwise). Unknown owners
+are counted and hashed against like known ones, so a guess learns nothing from the answer or
+its timing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+
+from models import Owner
+
+from ..errors import InvalidInput, NotFound, OperationFailed
+
+log = logging.getLogger("sessionpack.console.accounts")
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+# Failed sign-ins allowed before the door closes for a while.
+PER_OWNER_LIMIT = "5/15minutes"
+PER_ADDRESS_LIMIT = "20/15minutes"
+
+_hasher = PasswordHasher()
+# Verified against when the owner is unknown or has no password, so every answer costs the same.
+_DUMMY_HASH = _hasher.hash("sessionpack-no-such-owner")
+
+
+@dataclass(frozen=True)
+class OwnerIdentity:
+    """Who is signed in: what the console needs to scope and greet, nothing secret."""
+
+    id: str
+    name: str
+    email: str
+    timezone: str
+    site_admin: bool
+    # Changes with the password: a signed-in browser carries it, so a new password signs out
+    # every other browser.
+    stamp: str = ""
+
+
+def password_stamp(password_hash: str | None) -> str:
+    import hashlib
+
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def identity(owner: Owner) -> OwnerIdentity:
+    return OwnerIdentity(owner.id, owner.name, owner.email, owner.timezone, bool(owner.site_admin),
+                         password_stamp(owner.password_hash))
+
+
+class TooManyAttempts(OperationFailed):
+    """Sign-in refused without checking the password: too many recent failures."""
+
+    def __init__(self, retry_after: int):
+        minutes = max(1, (retry_after + 59) // 60)
+        super().__init__("too_many_attempts",
+                         f"too many failed sign-ins; wait {minutes} minute(s) and try again", retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_rules(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password_too_short",
+                           f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput("password_too_long", f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def set_password(c, owner_id: str, password: str, *, site_admin: bool | None = None) -> OwnerIdentity:
+    """Set (or replace) an owner's console password; `site_admin` True/False changes the flag,
+    None leaves it. Raises NotFound (`unknown_owner`) or InvalidInput (password rules)."""
+    check_password_rules(password)
+    with c.uow() as uow:
+        owner = uow.db.get(Owner, owner_id)
+        if owner is None:
+            raise NotFound("unknown_owner", f"owner {owner_id!r} does not exist; owners come from `sessionpack config apply`")
+        owner.password_hash = hash_password(password)
+        if site_admin is not None:
+            owner.site_admin = site_admin
+        uow.record("owner.password_set", actor="admin", owner=owner_id, site_admin=bool(owner.site_admin))
+        uow.commit()
+        return identity(owner)
+
+
+def _find_owner(db, login: str) -> Owner | None:
+    """By id, or by email when exactly one owner has it."""
+    owner = db.get(Owner, login)
+    if owner is not None:
+        return owner
+    rows = db.execute(select(Owner).where(func.lower(Owner.email) == login.lower()).limit(2)).scalars().all()
+    return rows[0] if len(rows) == 1 else None
+
+
+class LoginLimiter:
+    """Counts failed sign-ins in a moving window, per owner and per client address."""
+
+    def __init__(self, storage_uri: str = "memory://", per_owner: str = PER_OWNER_LIMIT,
+                 per_address: str = PER_ADDRESS_LIMIT):
+        from limits import parse
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter
+
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.per_owner, self.per_address = parse(per_owner), parse(per_address)
+
+    def _keys(self, login: str, address: str):
+        return ((self.per_owner, "owner", login.strip().lower()), (self.per_address, "address", address or "unknown"))
+
+    def check(self, login: str, address: str) -> None:
+        """Raise TooManyAttempts when either counter is full."""
+        for limit, kind, key in self._keys(login, address):
+            if not self.limiter.test(limit, "sessionpack-login", kind, key):
+                reset_at, _remaining = self.limiter.get_window_stats(limit, "sessionpack-login", kind, key)
+                import time
+
+                raise TooManyAttempts(max(1, int(reset_at - time.time())))
+
+    def failed(self, login: str, address: str) -> None:
+        for limit, kind, key in self._keys(login, address):
+            self.limiter.hit(limit, "sessionpack-login", kind, key)
+
+    def succeeded(self, login: str) -> None:
+        """A good password clears the owner's count (not the address's: one good account must
+        not reopen the door for guesses at others)."""
+        limit, kind, key = self._keys(login, "")[0]
+        self.limiter.clear(limit, "sessionpack-login", kind, key)
+
+
+def limiter_storage_uri(settings) -> str:
+    """Redis when the broker is Redis (shared by every web process), memory otherwise."""
+    broker = settings.broker_url or ""
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    return "memory://"
+
+
+def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: str) -> OwnerIdentity:
+    """The owner when the password is right. Raises TooManyAttempts (checked first, the password
+    is not even looked at) or OperationFailed `invalid_login` (the same for an unknown owner, an
+    owner without a password and a wrong password)."""
+    login = (login or "").strip()[:320]
+    password = password or ""
+    limiter.check(login, address)
+    with c.session_factory() as db:
+        owner = _find_owner(db, login) if login else None
+        stored = owner.password_hash if owner is not None else None
+        ok = False
+        try:
+            ok = _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH]) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            limiter.failed(login, address)
+            log.info("owner sign-in refused", extra={"client": address})
+            raise OperationFailed("invalid_login", "the owner or the password is wrong")
+        if _hasher.check_needs_rehash(stored):
+            with c.uow() as uow:
+                uow.db.get(Owner, owner.id).password_hash = hash_password(password)
+                uow.commit()
+        limiter.succeeded(login)
+        return identity(owner)
+
+
+def load_identity(c, owner_id: str, stamp: str) -> OwnerIdentity | None:
+    """The signed-in owner as they are now; None when the owner is gone or their password has
+    changed since `stamp` was issued (which ends that browser's session)."""
+    with c.session_factory() as db:
+        owner = db.get(Owner, owner_id) if isinstance(owner_id, str) else None
+        if owner is None or not owner.password_hash or password_stamp(owner.password_hash) != stamp:
+            return None
+        return identity(owner)
