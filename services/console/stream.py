@@ -2,7 +2,7 @@
 their own rows, filtered, scoped to the owner's pages, paginated by an opaque keyset cursor on
 (at, id) so page 1000 costs what page 1 costs.
 
-Indexes (migration 0005): activity (at, id) for the whole stream, (booking_id, at, id) when the
+Indexes (migration 0006): activity (at, id) for the whole stream, (booking_id, at, id) when the
 filters narrow the bookings first (a customer's email), (action, at, id) for one kind of entry;
 bookings (page_slug, event_type_id) and lower(customer_email).
 """
