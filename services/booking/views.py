@@ -11,13 +11,24 @@ from models import Activity, Booking, LedgerEntry, Meeting, Owner
 from ..availability import to_utc_iso
 from ..money import format_amount
 from ..notifications.views import BookingView, MeetingView, PolicyView, SessionView
-from ..tokens import make_token
+from .. import tokens
 
 PUBLIC_SESSION_STATUS = {"held": "pending", "confirmed": "confirmed", "cancelled": "cancelled", "released": "cancelled"}
 
 
 def manage_url(settings, session_id: str) -> str:
-    return f"{settings.public_base_url}/manage/{make_token(settings.secret_key, session_id)}"
+    """The customer's cancel/reschedule link of one session (carries the manage token)."""
+    return tokens.manage_url(settings.public_base_url, settings.secret_key, session_id)
+
+
+def conferencing_info_url(settings, session_id: str) -> str:
+    """The read-only meeting page of one session (carries the meeting-info token, never the manage one)."""
+    return tokens.meeting_url(settings.public_base_url, settings.secret_key, session_id)
+
+
+def owner_url(settings, booking_id: str) -> str:
+    """The owner console's page of the booking: what the owner's emails and calendar link to."""
+    return tokens.owner_booking_url(settings.public_base_url, booking_id)
 
 
 def ledger_totals(db: Db, booking_id: str) -> dict[str, int]:
@@ -60,13 +71,14 @@ def booking_view(db: Db, booking: Booking, settings) -> BookingView:
     terms = booking.terms or {}
     owner = db.get(Owner, booking.owner_id) if booking.owner_id else None
     sessions = []
+    console = owner_url(settings, booking.id)
     for s in booking.sessions:
-        url = manage_url(settings, s.id)
         m = meetings.get(s.id)
         sessions.append(SessionView(
             id=s.id, number=s.number, status=s.status, start=s.start_at, end=s.end_at,
             relative_cost_cents=s.relative_cost_cents, uid=s.uid, sequence=s.sequence,
-            manage_url=url, conferencing_info_url=f"{url}/conferencing",
+            manage_url=manage_url(settings, s.id), conferencing_info_url=conferencing_info_url(settings, s.id),
+            owner_url=console,
             meeting=MeetingView(provider=m.provider, join_url=m.join_url, meeting_id=m.external_id,
                                 password=m.password, dial_in=m.dial_in, host_url=m.host_url) if m else None,
         ))
@@ -98,7 +110,6 @@ def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
     cur = booking.currency
     sessions = []
     for s in booking.sessions:
-        url = manage_url(settings, s.id)
         m = meetings.get(s.id)
         sessions.append({
             "id": s.id, "number": s.number, "status": PUBLIC_SESSION_STATUS.get(s.status, s.status),
@@ -106,7 +117,7 @@ def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
             "relative_cost": format_amount(s.relative_cost_cents, cur),
             "conferencing": ({"provider": m.provider, "meeting_id": m.external_id, "join_url": m.join_url,
                               "password": m.password} if m else None),
-            "manage_url": url, "conferencing_info_url": f"{url}/conferencing",
+            "manage_url": manage_url(settings, s.id), "conferencing_info_url": conferencing_info_url(settings, s.id),
         })
     activity = db.execute(
         select(Activity).where(Activity.booking_id == booking.id).order_by(Activity.id.desc())

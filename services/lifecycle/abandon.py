@@ -22,7 +22,7 @@ from ..booking.views import booking_view
 from ..errors import OperationFailed, ServiceError
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
-from ..tokens import token_session_id
+from ..tokens import verify_manage_token
 from .access import booking_of, lock_booking
 from .cancel import session_label
 from .changes import change_of_fee, change_outcome, fee_key, record_refusal_in, refund_key
@@ -97,7 +97,7 @@ def give_up_reschedule(c, session_id: str, change_key: str, *, token: str | None
     retries, or it failed unexpectedly): `abandon_reschedule` for a request that was genuinely
     the customer's or the administrator's. Returns the refusal to answer with, or None (not
     authorized, unknown session, or the session was moved after all)."""
-    if not admin and token_session_id(c.settings.secret_key, token) != session_id:
+    if not admin and verify_manage_token(c.settings.secret_key, token) != session_id:
         return None  # nothing to refuse or refund on anyone's behalf
     with c.session_factory() as db:
         booking_id = booking_of(db, [session_id])

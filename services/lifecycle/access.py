@@ -6,6 +6,8 @@ stored, or repeated in an error message.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Sequence
 
 from sqlalchemy import select
@@ -13,9 +15,10 @@ from sqlalchemy.orm import Session as Db
 
 from models import Booking, Session
 
+from ..availability import to_utc_iso
 from ..booking.views import how_request_ended
 from ..errors import InvalidInput, NotFound, OperationFailed
-from ..tokens import token_session_id
+from ..tokens import MANAGE, MEETING_INFO, link_rights, verify_manage_token, verify_meeting_token
 
 MAX_SESSIONS_PER_CHANGE = 20
 PAST_TENSE = {"cancel": "cancelled", "reschedule": "rescheduled"}
@@ -57,7 +60,7 @@ def verify_tokens(secret_key: str, session_ids: Sequence[str], tokens: Sequence[
             f"in the same order as the session ids",
         )
     for position, (session_id, token) in enumerate(zip(session_ids, tokens), start=1):
-        if token_session_id(secret_key, token) != session_id:
+        if verify_manage_token(secret_key, token) != session_id:
             # Forged, tampered, or a genuine token of another session (swapped): all the same here.
             raise OperationFailed(
                 "invalid_token",
@@ -88,11 +91,12 @@ def lock_booking(db: Db, booking_id: str) -> Booking:
 
 
 def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens: Sequence[str] | None = None,
-                    admin: bool = False, *, action: str = "cancel",
+                    admin: bool = False, *, action: str = "cancel", now: datetime,
                     allow_request: bool = False) -> tuple[Booking, list[Session]]:
     """`authorize_sessions` inside a caller's transaction (which locks the booking first when it
     is going to change it: `changes.begin_change`). With `allow_request`, the held sessions of a
-    request awaiting the owner's approval are accepted too (a withdrawal)."""
+    request awaiting the owner's approval are accepted too (a withdrawal). A customer's token
+    must still authorise changes at `now` (`tokens.link_rights`)."""
     ids = _check_request(session_ids, tokens, admin)
     if not admin:
         verify_tokens(secret_key, ids, tokens)
@@ -118,6 +122,15 @@ def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens:
             )
         if s.status != "confirmed" and not (awaiting and s.status == "held"):
             raise OperationFailed("session_not_confirmed", _not_confirmed(booking, s, action))
+    if not admin:
+        ends = [other.end_at for other in booking.sessions]
+        for s in sessions:
+            if not link_rights(now, s.end_at, ends).can_change:
+                raise OperationFailed(
+                    "manage_link_expired",
+                    f"session {s.id} (number {s.number}) ended {to_utc_iso(s.end_at)}: its manage link no longer "
+                    f"changes it (it only shows the booking); ask the booking page's administrator instead",
+                )
     return booking, sessions
 
 
@@ -144,4 +157,44 @@ def authorize_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | No
     OperationFailed (`invalid_token`, `session_already_cancelled`, `session_not_confirmed`).
     """
     with c.session_factory() as db:
-        return load_authorized(db, c.settings.secret_key, session_ids, tokens, admin)
+        return load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, now=c.clock())
+
+
+@dataclass(frozen=True)
+class LinkAccess:
+    """What a customer's link opens at one moment (`manage_link`, `meeting_link`)."""
+
+    session_id: str  # the session the link was made for (pre-selected on the manage page)
+    booking_id: str
+    can_change: bool  # a manage link that may still cancel/reschedule its session
+    view_until: datetime  # the page stops opening then
+
+
+def _open_link(db: Db, session_id: str | None, purpose: str, now: datetime) -> LinkAccess | None:
+    if session_id is None:
+        return None
+    session = db.get(Session, session_id)
+    if session is None:
+        return None
+    ends = db.execute(select(Session.end_at).where(Session.booking_id == session.booking_id)).scalars().all()
+    rights = link_rights(now, session.end_at, ends, purpose)
+    if not rights.can_view:
+        return None
+    return LinkAccess(session_id=session.id, booking_id=session.booking_id,
+                      can_change=rights.can_change and session.status == "confirmed", view_until=rights.view_until)
+
+
+def manage_link(db: Db, secret_key: str, token: object, now: datetime) -> LinkAccess | None:
+    """What `/manage/<token>` opens: None (answer 404) for a forged or malformed token, a
+    meeting-info token, an unknown session, or a package whose viewing window (30 days after its
+    last session) has passed. `can_change` says whether the token still authorises cancelling or
+    rescheduling its session (not once it has ended; the policies may refuse earlier, and
+    `cancel_sessions`/`reschedule_session` check again under the lock)."""
+    return _open_link(db, verify_manage_token(secret_key, token), MANAGE, now)
+
+
+def meeting_link(db: Db, secret_key: str, token: object, now: datetime) -> LinkAccess | None:
+    """What `/meeting/<info-token>` opens: None (answer 404) for a forged or malformed token, a
+    manage token, an unknown session, or past the viewing window. Read-only: `can_change` is
+    always False."""
+    return _open_link(db, verify_meeting_token(secret_key, token), MEETING_INFO, now)

@@ -55,7 +55,7 @@ def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None,
     """Authorize, apply the policy (the customer's window; the admin has none) and work out the
     refunds: the policy's percent of each session's relative cost, within what is refundable."""
     booking, sessions = load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, action="cancel",
-                                        allow_request=True)
+                                        now=c.clock(), allow_request=True)
     if booking.status == "awaiting_approval":
         # Nothing is booked or paid yet: no policy window, no refund, the whole request at once.
         check_whole_request(booking, sessions)

@@ -65,7 +65,7 @@ def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | Non
     """Authorize, check the customer's window on the session's current start (`window`), and the
     new time like at booking (free, on the grid, inside hours, with notice). The admin pays no fee."""
     booking, (session,) = load_authorized(db, c.settings.secret_key, [session_id], [token] if token else None,
-                                          admin, action="reschedule")
+                                          admin, action="reschedule", now=c.clock())
     new_start = parse_instant(new_start_iso, field="the new time (--to)")
     terms, now = policy_view(booking.terms or {}), c.clock()
     if window and not admin:

@@ -4,6 +4,12 @@ Every session is its own VEVENT with a UID that stays the same for the session's
 opening the package's file creates N separate events, and a later reschedule or cancellation
 file (same UID, higher SEQUENCE) updates or removes exactly that one event. The caller raises
 `SessionView.sequence` before asking for a reschedule or cancel file; this module only writes it.
+
+Each method carries the properties RFC 5546 (iTIP) section 3.2 lists for it: a PUBLISH event has
+DTSTAMP, DTSTART, ORGANIZER, SUMMARY, UID and SEQUENCE and **no ATTENDEE** (3.2.1: presence 0);
+REQUEST (3.2.2) and CANCEL (3.2.5) name the customer as ATTENDEE. DESCRIPTION and URL carry the
+recipient's own link: the session's manage link in the customer's file, the booking's page in the
+owner console in the owner's file (never a customer token).
 """
 from __future__ import annotations
 
@@ -38,14 +44,21 @@ def summary(view: BookingView, session: SessionView) -> str:
 
 
 def description(view: BookingView, session: SessionView, audience: str) -> str:
-    """The full conferencing information and the session's own manage link, as plain text."""
+    """The full conferencing information and the recipient's link (the customer's manage link or
+    the owner console's page of the booking), as plain text."""
     other = view.customer_name if audience == "owner" else view.owner_name
     lines = [f"{summary(view, session)} with {one_line(other)}", ""]
     lines += [f"{d.label}: {d.value}" for d in session_details(session, audience)]
     return "\n".join(lines)
 
 
-def _event(view: BookingView, session: SessionView, audience: str, now: datetime, status: str) -> Event:
+def link(session: SessionView, audience: str) -> str:
+    """The event's URL: where its recipient manages it."""
+    return session.owner_url if audience == "owner" else session.manage_url
+
+
+def _event(view: BookingView, session: SessionView, audience: str, now: datetime, status: str,
+           method: str) -> Event:
     event = Event()
     event.add("uid", session.uid)
     event.add("dtstamp", _utc(now))
@@ -56,13 +69,16 @@ def _event(view: BookingView, session: SessionView, audience: str, now: datetime
     event.add("status", status)
     event.add("transp", "OPAQUE")
     event.add("organizer", _address(view.owner_email, view.owner_name))
-    event.add("attendee", _address(view.customer_email, view.customer_name,
-                                   ROLE="REQ-PARTICIPANT", CUTYPE="INDIVIDUAL"))
+    if method != "PUBLISH":  # RFC 5546 3.2.1: ATTENDEE must not appear in a PUBLISH
+        event.add("attendee", _address(view.customer_email, view.customer_name,
+                                       ROLE="REQ-PARTICIPANT", CUTYPE="INDIVIDUAL"))
     meeting = session.meeting
     if meeting is not None and meeting.join_url:
         event.add("location", meeting.join_url)
     event.add("description", description(view, session, audience))
-    event.add("url", session.manage_url)
+    url = link(session, audience)
+    if url:
+        event.add("url", url)
     return event
 
 
@@ -88,11 +104,12 @@ def _sessions(view: BookingView, session_ids: Iterable[str]) -> list[SessionView
 def publish_calendar(view: BookingView, audience: str = "customer", *, now: datetime | None = None) -> str:
     """METHOD:PUBLISH with one VEVENT per confirmed session (cancelled ones are left out).
 
-    `audience='owner'` puts the host link in each DESCRIPTION; the customer's file never has it.
+    `audience='owner'` puts the host link and the owner console's link in each DESCRIPTION; the
+    customer's file never has the host link, the owner's never has a customer token.
     """
     now = now or datetime.now(timezone.utc)
     active = [s for s in view.sessions if s.status == "confirmed"]
-    return _calendar("PUBLISH", (_event(view, s, audience, now, "CONFIRMED") for s in active))
+    return _calendar("PUBLISH", (_event(view, s, audience, now, "CONFIRMED", "PUBLISH") for s in active))
 
 
 def reschedule_calendar(view: BookingView, session_id: str, audience: str = "customer", *,
@@ -104,7 +121,7 @@ def reschedule_calendar(view: BookingView, session_id: str, audience: str = "cus
     """
     now = now or datetime.now(timezone.utc)
     (session,) = _sessions(view, [session_id])
-    return _calendar(method, [_event(view, session, audience, now, "CONFIRMED")])
+    return _calendar(method, [_event(view, session, audience, now, "CONFIRMED", method)])
 
 
 def cancel_calendar(view: BookingView, session_ids: Iterable[str], audience: str = "customer", *,
@@ -112,4 +129,4 @@ def cancel_calendar(view: BookingView, session_ids: Iterable[str], audience: str
     """METHOD:CANCEL, one VEVENT per cancelled session with STATUS:CANCELLED and its UID."""
     now = now or datetime.now(timezone.utc)
     sessions = _sessions(view, list(session_ids))
-    return _calendar("CANCEL", (_event(view, s, audience, now, "CANCELLED") for s in sessions))
+    return _calendar("CANCEL", (_event(view, s, audience, now, "CANCELLED", "CANCEL") for s in sessions))

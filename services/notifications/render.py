@@ -151,7 +151,9 @@ def provider_name(meeting: MeetingView | None) -> str:
 def session_details(session: SessionView, audience: str = "customer") -> list[Detail]:
     """Everything a person needs for one session, in display order.
 
-    The host link is the owner's start link: only the owner's copy ever carries it.
+    The host link is the owner's start link: only the owner's copy ever carries it. The
+    customer's links (meeting page, cancel/reschedule) carry the customer's tokens: only the
+    customer's copy has them; the owner's copy links to the booking in the owner console.
     """
     m = session.meeting
     rows: list[Detail] = []
@@ -167,6 +169,10 @@ def session_details(session: SessionView, audience: str = "customer") -> list[De
             rows.append(Detail("dial_in", "Dial-in", m.dial_in))
         if audience == "owner" and m.host_url:
             rows.append(Detail("host", "Host link", m.host_url, True))
+    if audience == "owner":
+        if session.owner_url:
+            rows.append(Detail("console", "Booking in your console", session.owner_url, True))
+        return rows
     rows.append(Detail("info", "Conferencing info", session.conferencing_info_url, True))
     rows.append(Detail("manage", "Cancel or reschedule", session.manage_url, True))
     return rows

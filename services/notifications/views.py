@@ -29,9 +29,10 @@ class SessionView:
     relative_cost_cents: int
     uid: str  # iCalendar UID, stable for the session's life
     sequence: int  # iCalendar SEQUENCE
-    manage_url: str  # the session's own cancel/reschedule link
-    conferencing_info_url: str
+    manage_url: str  # the session's own cancel/reschedule link (customer only)
+    conferencing_info_url: str  # the session's read-only meeting page (customer only)
     meeting: MeetingView | None = None
+    owner_url: str = ""  # the booking's page in the owner console (owner only)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,13 @@ def local_nine(day: date) -> datetime:
 def sample_session(number: int, start: datetime, cost_cents: int, **overrides) -> SessionView:
     sid = f"ss_{number:02d}abc"
     token = f"{sid}.tok{number:02d}signature-abcdefghijkl"
+    info = f"{sid}.inf{number:02d}signature-abcdefghijkl"
     session = SessionView(
         id=sid, number=number, status="confirmed", start=start, end=start + timedelta(minutes=60),
         relative_cost_cents=cost_cents, uid=f"{sid}@sessionpack", sequence=0,
         manage_url=f"https://book.example.com/manage/{token}",
-        conferencing_info_url=f"https://book.example.com/manage/{token}/conferencing",
+        conferencing_info_url=f"https://book.example.com/meeting/{info}",
+        owner_url="https://book.example.com/owner/bookings/bk_sample01",
         meeting=MeetingView(
             provider="zoom", join_url=f"https://zoom.us/j/8{number:09d}?pwd=abc{number}",
             meeting_id=f"8{number:09d}", password=f"pw{number:04d}", dial_in="+1 646 558 8656",

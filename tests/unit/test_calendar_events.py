@@ -58,10 +58,23 @@ def test_description_has_the_conferencing_details_host_link_and_customer():
     _, event = parsed(owner_event(view, session, now=NOW))
     text = str(event["DESCRIPTION"])
     for expected in (session.meeting.join_url, session.meeting.password, session.meeting.host_url,
-                     session.manage_url, "Sam Lee <sam@example.org>"):
+                     session.owner_url, "Sam Lee <sam@example.org>"):
         assert expected in text
+    assert str(event["URL"]) == session.owner_url
     assert str(event["SUMMARY"]) == "Consultation (session 2 of 2) with Sam Lee"
     assert str(event["LOCATION"]) == session.meeting.join_url
+
+
+def test_the_owner_calendar_never_carries_a_customer_link():
+    """Anyone who reads a shared owner calendar must not be able to act as the customer."""
+    view = sample_view(2)
+    for session in view.sessions:
+        ics = owner_event(view, session, now=NOW).replace("\r\n ", "")
+        for customer_link in (s.manage_url for s in view.sessions):
+            assert customer_link not in ics
+        for info_link in (s.conferencing_info_url for s in view.sessions):
+            assert info_link not in ics
+        assert "/manage/" not in ics and "/meeting/" not in ics
 
 
 def test_a_moved_session_carries_its_new_time_and_raised_sequence():

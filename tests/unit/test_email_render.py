@@ -327,3 +327,31 @@ def test_templates_use_strict_undefined_and_escape_only_html():
     assert env.undefined.__name__ == "StrictUndefined"
     with pytest.raises(Exception):
         render_email("refund_issued_customer", {"booking": sample_view()})
+
+
+def test_owner_emails_never_carry_a_customer_link_and_link_the_console():
+    """The owner (and whoever reads the owner's mail or calendar) never gets the customer's power."""
+    view = sample_view()
+    customer_links = [s.manage_url for s in view.sessions] + [s.conferencing_info_url for s in view.sessions]
+    owner_specs = [spec for spec in all_specs(view) if spec.to_addr == view.owner_email]
+    assert {spec.kind for spec in owner_specs} >= {"booking_confirmed_owner", "sessions_cancelled_owner",
+                                                   "session_rescheduled_owner", "reminder_owner"}
+    for spec in owner_specs:
+        parts = [spec.text, spec.html] + [a["content"].replace("\r\n ", "") for a in spec.attachments]
+        for part in parts:
+            for link in customer_links:
+                assert link not in part, f"{spec.kind} carries a customer link"
+            assert "/manage/" not in part and "/meeting/" not in part
+    confirmed = by_kind(owner_specs)["booking_confirmed_owner"]
+    console = view.sessions[0].owner_url
+    assert console in confirmed.text and f'href="{console}"' in confirmed.html
+    assert console in confirmed.attachments[0]["content"].replace("\r\n ", "")
+
+
+def test_customer_links_are_separate_manage_and_meeting_pages():
+    view = sample_view()
+    customer = compose.booking_confirmed(view)[0]
+    for s in view.sessions:
+        assert "/manage/" in s.manage_url and "/meeting/" in s.conferencing_info_url
+        assert not s.conferencing_info_url.startswith(s.manage_url)
+        assert s.owner_url not in customer.text
