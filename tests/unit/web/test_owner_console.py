@@ -1,0 +1,209 @@
+"""The owner console's pages through TestClient: sign-in (cookie flags, refusals, rate limit),
+scope (403 on another owner's booking), the stream's filters and cursor, the two-step admin
+actions (money shown before confirming), and the money page with its CSV."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.console import accounts
+from tests.console_data import add_booking, two_owners_config, utc
+from tests.support import apply_config
+from web.app import create_app
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def world(container):
+    apply_config(container, two_owners_config())
+    with container.session_factory() as db:
+        add_booking(db, "bk_k1", page="kim-page", owner="kim", at=utc(2026, 11, 29, 12), email="sam@example.org")
+        add_booking(db, "bk_k2", page="kim-page", owner="kim", at=utc(2026, 11, 21, 12), email="ana@example.org")
+        add_booking(db, "bk_l1", page="lee-page", owner="lee", at=utc(2026, 11, 22, 12), email="sam@example.org")
+        db.commit()
+    accounts.set_password(container, "kim", PASSWORD)
+    accounts.set_password(container, "lee", PASSWORD + "!")
+    return container
+
+
+@pytest.fixture
+def client(world):
+    return TestClient(create_app(world), base_url="https://testserver")
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, login="kim", password=PASSWORD):
+    page = client.get("/owner/login")
+    return client.post("/owner/login", data={"login": login, "password": password, "csrf_token": csrf(page.text),
+                                             "next": "/owner/activity"}, follow_redirects=False)
+
+
+def one_h1(html: str) -> bool:
+    return html.count("<h1") == 1
+
+
+def test_pages_need_a_sign_in(client):
+    for path in ("/owner/activity", "/owner/bookings/bk_k1", "/owner/money", "/owner/money/ledger.csv"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/owner/login?next=")
+
+
+def test_sign_in_sets_a_safe_cookie_and_sign_out_clears_it(client):
+    page = client.get("/owner/login")
+    assert page.status_code == 200 and one_h1(page.text) and '<label for="password">' in page.text
+    assert "<script" not in page.text
+    r = sign_in(client)
+    assert r.status_code == 303 and r.headers["location"] == "/owner/activity"
+    cookie = r.headers["set-cookie"]
+    assert "sp_owner=" in cookie and "HttpOnly" in cookie and "Secure" in cookie and "SameSite=lax" in cookie
+    assert PASSWORD not in cookie
+    assert client.get("/owner/activity").status_code == 200
+    out = client.post("/owner/logout", data={"csrf_token": csrf(client.get("/owner/activity").text)},
+                      follow_redirects=False)
+    assert out.status_code == 303
+    client.cookies.delete("sp_owner")
+    assert client.get("/owner/activity", follow_redirects=False).status_code == 303
+
+
+def test_cookie_is_not_secure_on_plain_http(world):
+    http = TestClient(create_app(world.__class__(settings=world.settings.__class__(
+        **{**world.settings.__dict__, "public_base_url": "http://localhost:8000"}), clock=world.clock)))
+    assert "Secure" not in sign_in(http).headers["set-cookie"]
+
+
+def test_wrong_password_is_refused_then_rate_limited(client):
+    for _ in range(accounts.LoginLimiter().per_owner.amount):
+        r = sign_in(client, password="wrong password")
+        assert r.status_code == 401 and "wrong" in r.text and "sp_owner" not in r.headers.get("set-cookie", "")
+    r = sign_in(client)  # even the right password waits now
+    assert r.status_code == 429 and "too many" in r.text.lower() and int(r.headers["retry-after"]) > 0
+
+
+def test_login_without_csrf_is_refused(client):
+    client.get("/owner/login")
+    r = client.post("/owner/login", data={"login": "kim", "password": PASSWORD})
+    assert r.status_code == 400
+
+
+def test_a_forged_or_foreign_next_is_ignored(client):
+    page = client.get("/owner/login")
+    r = client.post("/owner/login", data={"login": "kim", "password": PASSWORD, "csrf_token": csrf(page.text),
+                                          "next": "https://evil.example/"}, follow_redirects=False)
+    assert r.headers["location"] == "/owner/activity"
+
+
+def test_activity_is_scoped_filtered_and_paged(client):
+    sign_in(client)
+    page = client.get("/owner/activity")
+    assert page.status_code == 200 and one_h1(page.text)
+    assert "bk_k1" in page.text and "bk_k2" in page.text and "bk_l1" not in page.text
+    assert '<label for="f-customer">' in page.text
+    only_sam = client.get("/owner/activity", params={"customer": "SAM@example.org"})
+    assert "bk_k1" in only_sam.text and "bk_k2" not in only_sam.text
+    first = client.get("/owner/activity", params={"customer": "sam@example.org", "action": "session.confirmed"})
+    assert first.text.count('href="/owner/bookings/bk_k1"') == 3
+    bad = client.get("/owner/activity", params={"from": "yesterday"})
+    assert bad.status_code == 200 and "date like" in bad.text
+
+
+def test_activity_pages_by_cursor(client, world):
+    from web import owner
+
+    sign_in(client)
+    owner_page_size = owner.PAGE_SIZE
+    owner.PAGE_SIZE = 3
+    try:
+        seen = []
+        url = "/owner/activity"
+        while url:
+            html = client.get(url).text
+            seen += re.findall(r'<td data-label="When">([^<]+)</td>', html)
+            found = re.search(r'href="(/owner/activity\?[^"]*cursor=[^"]+)">Older', html)
+            url = found.group(1).replace("&amp;", "&") if found else None
+        assert len(seen) == 8  # two bookings of 4 entries
+    finally:
+        owner.PAGE_SIZE = owner_page_size
+
+
+def test_booking_page_and_scope(client):
+    sign_in(client)
+    page = client.get("/owner/bookings/bk_k1")
+    assert page.status_code == 200 and one_h1(page.text)
+    assert "Session 3" in page.text and "/manage/" not in page.text  # never the customer's link
+    assert "America/New_York" in page.text or "EST" in page.text or "Dec" in page.text
+    assert client.get("/owner/bookings/bk_l1").status_code == 403
+    assert client.get("/owner/bookings/bk_l1/reschedule?session=bk_l1-s1").status_code == 403
+    assert client.get("/owner/bookings/bk_nope").status_code == 404
+    token = csrf(page.text)
+    r = client.post("/owner/bookings/bk_l1/refund", data={"csrf_token": token, "amount": "1.00"})
+    assert r.status_code == 403
+
+
+def test_cancel_shows_the_refund_first_then_queues(client, world, monkeypatch):
+    from web import owner_changes
+
+    sent = []
+    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: sent.append((name, kwargs)) or change_id)
+    sign_in(client)
+    token = csrf(client.get("/owner/bookings/bk_k1").text)
+    confirm = client.post("/owner/bookings/bk_k1/cancel", data={"csrf_token": token, "session_ids": ["bk_k1-s2"],
+                                                                 "refund": "none", "reason": "owner ill"})
+    assert confirm.status_code == 200 and one_h1(confirm.text) and "$0.00" in confirm.text and not sent
+    with_refund = client.post("/owner/bookings/bk_k1/cancel", data={"csrf_token": token, "session_ids": ["bk_k1-s2"],
+                                                                     "refund": "policy"})
+    assert "$100.00" in with_refund.text  # no policy in the terms: 100 % of 300.00 / 3
+    done = client.post("/owner/bookings/bk_k1/submit", data={
+        "csrf_token": csrf(confirm.text), "action": "cancel", "session_ids": ["bk_k1-s2"], "with_refund": "no",
+        "reason": "owner ill"}, follow_redirects=False)
+    assert done.status_code == 303 and "/owner/bookings/bk_k1/changes/" in done.headers["location"]
+    assert sent == [("sessionpack.cancel_sessions", {"session_ids": ["bk_k1-s2"], "tokens": None, "admin": True,
+                                                      "refund": False, "reason": "owner ill"})]
+    outcome = client.get(done.headers["location"])
+    assert outcome.status_code == 200 and "Working on it" in outcome.text and 'http-equiv="refresh"' in outcome.text
+
+
+def test_refund_confirm_and_refusal(client, monkeypatch):
+    from web import owner_changes
+
+    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: change_id)
+    sign_in(client)
+    token = csrf(client.get("/owner/bookings/bk_k1").text)
+    confirm = client.post("/owner/bookings/bk_k1/refund", data={"csrf_token": token, "amount": "12.34",
+                                                                 "reason": "late start"})
+    assert confirm.status_code == 200 and "$12.34" in confirm.text and "Yes, refund" in confirm.text
+    too_much = client.post("/owner/bookings/bk_k1/refund", data={"csrf_token": token, "amount": "999.00"})
+    assert "Nothing was changed" in too_much.text and "more than" in too_much.text
+    no_csrf = client.post("/owner/bookings/bk_k1/refund", data={"amount": "1.00"})
+    assert no_csrf.status_code == 400
+
+
+def test_reschedule_lists_free_times_and_takes_any_time(client, world, monkeypatch):
+    from web import owner_changes
+
+    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: change_id)
+    sign_in(client)
+    page = client.get("/owner/bookings/bk_k1/reschedule", params={"session": "bk_k1-s1"})
+    assert page.status_code == 200 and one_h1(page.text) and 'name="to"' in page.text
+    token = csrf(page.text)
+    confirm = client.post("/owner/bookings/bk_k1/reschedule", data={
+        "csrf_token": token, "session_id": "bk_k1-s1", "to": "other", "other_date": "2026-12-15",
+        "other_time": "09:00"})
+    assert confirm.status_code == 200 and "Fee" in confirm.text and "$0.00" in confirm.text, confirm.text
+
+
+def test_money_page_and_csv(client):
+    sign_in(client)
+    page = client.get("/owner/money")
+    assert page.status_code == 200 and one_h1(page.text) and "$600.00" in page.text
+    r = client.get("/owner/money/ledger.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert {row["booking_id"] for row in rows} == {"bk_k1", "bk_k2"}
