@@ -111,27 +111,39 @@ def reschedule_session(c, session_id: str, new_start_iso: str, token: str | None
             if plan.fee:
                 _, retried = hold_fee(uow, plan.booking, session_id, plan.fee, key, actor=actor)
             uow.commit()
+        charged = False
         try:
             if plan.fee:
                 charge_fee(c, booking_id, key, retried=retried)
+                charged = True
             return _move(c, session_id, new_start_iso, token, admin, actor=actor, fee=plan.fee, change_key=change_key)
         except ServiceError as exc:
-            if isinstance(exc, (InvalidInput, OperationFailed)):
-                _refund_refused_fee(c, booking_id, session_id, key, change_key, exc)
+            # The administrator hears the refusal from their own command and pays no fee; the
+            # customer, who asked through a queue, is told why (and about a fee given back).
+            if isinstance(exc, (InvalidInput, OperationFailed)) and (plan.fee or not admin):
+                _refuse_after_check(c, booking_id, session_id, key, change_key, exc, charged=charged,
+                                    notify=not admin)
             raise
 
 
-# Why a move refused after its fee was charged did not happen, in the customer's words.
-REFUSED_AFTER_FEE = {"slot_unavailable": "someone else booked that time while we were taking the fee"}
+def refusal_reason(exc: ServiceError, *, charged: bool) -> str:
+    """Why a move that passed its first check did not happen, in the customer's words: a fee is
+    mentioned only when one was charged."""
+    if exc.code == "slot_unavailable":
+        if charged:
+            return "someone else booked that time while we were taking the fee"
+        return "someone else booked that time just before we could move your session"
+    return f"the new time could not be given to you ({exc.message})"
 
 
-def _refund_refused_fee(c, booking_id: str, session_id: str, key: str, change_key: str, exc: ServiceError) -> None:
-    """The move was refused after the fee was charged (the slot was taken meanwhile): give the
-    fee back, once per change, and tell the customer why their card was charged and refunded."""
-    why = REFUSED_AFTER_FEE.get(exc.code, f"the new time could not be given to you ({exc.message})")
+def _refuse_after_check(c, booking_id: str, session_id: str, key: str, change_key: str, exc: ServiceError, *,
+                        charged: bool, notify: bool) -> None:
+    """The move was refused after its first check (the slot was taken meanwhile, the fee declined):
+    give a charged fee back, once per change, and tell the customer the real reason."""
     with c.uow() as uow:
         booking = lock_booking(uow.db, booking_id)
-        refund_fee_and_tell(c, uow, booking, session_id, key, change_key, exc.code, notify=True, why=why)
+        refund_fee_and_tell(c, uow, booking, session_id, key, change_key, exc.code, notify=notify,
+                            why=refusal_reason(exc, charged=charged))
         uow.commit()
 
 def _move(c, session_id: str, new_start_iso: str, token: str | None, admin: bool, *, actor: str, fee: int,

@@ -155,12 +155,43 @@ def booking_confirmed(view: BookingView) -> list[EmailMessageSpec]:
     ]
 
 
+# Why a booking failed, in the customer's words, by the failure's code (then its step); the
+# failure's own message is written for the operator (codes, commands) and stays in `show`.
+FAILURE_REASONS = {
+    "slot_unavailable": "one of the times you chose was taken by another booking just before yours",
+    "limit_reached": "the day or week you chose is already fully booked",
+    "slot_in_past": "one of the times you chose has already passed",
+    "slot_too_soon": "one of the times you chose is too soon to be booked",
+    "slot_outside_availability": "one of the times you chose is not offered",
+    "slot_off_grid": "one of the times you chose is not offered",
+    "payment_unavailable": "payments cannot be taken at the moment",
+}
+FAILURE_REASONS_BY_STEP = {
+    "authorize": "your card was declined or could not be used for this payment",
+    "capture": "the payment could not be completed",
+    "conferencing": "we could not set up the online meetings for your sessions (the video-conferencing service "
+                    "was unavailable)",
+    "validate": "the request could not be accepted as it was sent",
+}
+
+
+def failure_reason(failure: dict | None) -> str:
+    """One line for the customer on why their booking did not happen."""
+    failure = failure or {}
+    code, step = failure.get("code") or "", failure.get("step") or ""
+    if code in FAILURE_REASONS:
+        return FAILURE_REASONS[code]
+    if step in FAILURE_REASONS_BY_STEP:
+        return FAILURE_REASONS_BY_STEP[step]
+    return "a service we rely on was unavailable"
+
+
 def booking_failed(view: BookingView) -> list[EmailMessageSpec]:
-    """Tells the customer the booking was rolled back and why (`view.failure['message']`)."""
+    """Tells the customer the booking did not happen, why (`failure_reason`) and that nothing was
+    charged: whatever the step, from a request refused at its hold to a rolled-back saga."""
     view = _clean(view)
-    message = (view.failure or {}).get("message")
     return [_compose("booking_failed_customer", view, "customer", ("failed",), sessions=list(view.sessions),
-                     failure_message=_reason(message))]
+                     failure_message=_reason(failure_reason(view.failure)))]
 
 
 def sessions_cancelled(view: BookingView, cancelled_session_ids: list[str], refund_cents: int,

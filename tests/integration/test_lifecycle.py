@@ -7,6 +7,7 @@ worker, redelivery) is covered in test_worker_*.py; here a redelivery is the sam
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -274,6 +275,29 @@ def test_postgres_refuses_an_overlap_the_check_missed_and_the_fee_comes_back(pai
     assert err.code == "slot_unavailable" and second["start"] in err.message
     assert show(paid, shown["id"])["sessions"] == shown["sessions"]
     assert ledger(paid, shown["id"])[1:] == [("fee", 500, "succeeded"), ("refund", 500, "succeeded")]
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"], indirect=True)
+def test_a_move_refused_without_a_fee_never_mentions_one(paid, db_backend, clock, monkeypatch):
+    """The slot is taken between the check and the write. The administrator's refused move (no fee)
+    tells the customer nothing (they never asked); the customer's own refused move of a free
+    session tells them why, without a word about a fee."""
+    shown = book(paid, clock, 2, "100.00")
+    first, second = shown["sessions"]
+    monkeypatch.setattr("services.lifecycle.reschedule.owner_busy", lambda *args, **kwargs: [])
+    assert refused(reschedule, paid, first, second["start"], admin=True).code == "slot_unavailable"
+    assert "reschedule_failed_customer" not in emails(paid, shown["id"])
+    assert ledger(paid, shown["id"])[1:] == []
+
+    free = book(paid, clock, 2, days=5)
+    a, b = free["sessions"]
+    assert refused(reschedule, paid, a, b["start"]).code == "slot_unavailable"
+    assert emails(paid, free["id"]).count("reschedule_failed_customer") == 1
+    with paid.session_factory() as db:
+        notice = db.execute(select(OutboxEmail).where(OutboxEmail.kind == "reschedule_failed_customer",
+                                                      OutboxEmail.booking_id == free["id"])).scalar_one()
+    assert "someone else booked that time just before we could move your session" in notice.text_body
+    assert not re.search(r"\bfees?\b", notice.text_body + notice.html_body, re.I)
 
 
 # -- policy windows and the administrator ----------------------------------------------------------
