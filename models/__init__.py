@@ -3,11 +3,12 @@ from .base import Base, UTCDateTime, utcnow
 from .booking import ACTIVE_SESSION_STATES, Booking, Customer, Meeting, SagaStep, Session
 from .catalog import BookingPage, EventType, Owner
 from .intake import BookingRequest
+from .integration import ApiKey, StripeEvent, WebhookDelivery
 from .messaging import Activity, OutboxEmail, Reminder, TaskOutbox
 from .money import LedgerEntry, Payment
 
 __all__ = [
-    "ACTIVE_SESSION_STATES", "Activity", "Base", "Booking", "BookingPage", "BookingRequest", "Customer", "EventType",
+    "ACTIVE_SESSION_STATES", "Activity", "ApiKey", "Base", "Booking", "BookingPage", "BookingRequest", "Customer", "EventType",
     "LedgerEntry", "Meeting", "OutboxEmail", "Owner", "Payment", "Reminder", "SagaStep", "Session",
-    "TaskOutbox", "UTCDateTime", "utcnow",
+    "StripeEvent", "TaskOutbox", "UTCDateTime", "WebhookDelivery", "utcnow",
 ]

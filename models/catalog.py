@@ -37,6 +37,8 @@ class BookingPage(Base):
     availability: Mapped[dict[str, Any]]
     # False: the page is booked directly through its one default offering (EventType.slug == "").
     has_event_types: Mapped[bool] = mapped_column(default=True)
+    # Outgoing webhooks: [{"url", "secret_env", "events": [...]}] (the secret stays in the environment).
+    webhooks: Mapped[list[Any] | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import InvalidInput
 from .money import parse_amount
+from .webhooks import check_endpoints
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PROVIDERS = ("zoom", "gotomeeting", "webex", "builtin", "none")
@@ -192,6 +193,8 @@ class BookingPageConfig(Offering):
     event_types: list[EventTypeConfig] = Field(default_factory=list)
     # Accepted only to refuse it with a clear message: payment belongs to event types.
     payment: Payment | None = None
+    # Outgoing webhooks, checked by `services.webhooks.check_endpoints` (unknown event types refused).
+    webhooks: list[Any] | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
 
@@ -311,6 +314,7 @@ def check_rules(config: ConfigFile, known_owner_ids: set[str] | None = None) -> 
             problems.append(f"{where}: owner {page.owner!r} is unknown; add it to 'owners' or fix the id")
         if page.payment is not None:
             problems.append(f"{where}: payment is allowed on event types only; move it into an event type")
+        problems += check_endpoints(page.webhooks, where)
         if page.event_types:
             slugs = [e.slug for e in page.event_types]
             for dup in sorted({s for s in slugs if slugs.count(s) > 1}):
@@ -359,6 +363,7 @@ def apply_config(uow, data: dict[str, Any]) -> dict[str, Any]:
         page.owner_id, page.name, page.timezone = pc.owner, pc.name, pc.timezone
         page.availability = pc.availability.model_dump(mode="json")
         page.has_event_types = bool(pc.event_types)
+        page.webhooks = [dict(ep) for ep in pc.webhooks] if pc.webhooks else None
         db.add(page)
         db.flush()
         counts["booking_pages"] += 1

@@ -3,4 +3,4 @@
 Public task names (CONTRACT.md): sessionpack.submit_booking, sessionpack.cancel_sessions,
 sessionpack.reschedule_session, sessionpack.refund_booking. The others are internal steps.
 """
-from . import approval, booking, calendar, lifecycle, maintenance  # noqa: F401  (registers the tasks)
+from . import approval, booking, calendar, lifecycle, maintenance, webhooks  # noqa: F401  (registers the tasks)

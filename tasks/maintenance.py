@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services import lifecycle
+from services import lifecycle, webhooks
 from services.booking import intake, workflow
 from services.calendar import resync
 from services.conferencing import reconcile
@@ -30,7 +30,8 @@ def sweep_outboxes(self) -> dict:
     c = container()
     tasks = c.dispatch_tasks(ids=None)
     emails = outbox.deliver(c, None)
-    return {"tasks": tasks, "pruned": prune_dispatched_tasks(c), **emails}
+    hooks = webhooks.deliver(c, None)
+    return {"tasks": tasks, "pruned": prune_dispatched_tasks(c), **emails, "webhooks": hooks}
 
 
 @app.task(name="sessionpack.resend_stale_refunds", bind=True, acks_late=True)

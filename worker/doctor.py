@@ -110,6 +110,21 @@ def email_outbox(c) -> tuple[bool, str]:
     return True, detail
 
 
+def webhook_outbox(c) -> tuple[bool, str]:
+    from services.webhooks import backlog
+
+    with c.session_factory() as db:
+        counts = backlog(db, c.clock())
+    detail = f"{counts['pending']} pending, {counts['overdue']} waiting over an hour, {counts['failed']} given up"
+    if counts["failed"]:
+        return False, detail + ("; `sessionpack webhooks list --status failed` shows them with their last error, "
+                                "`sessionpack webhooks redeliver EVENT_ID` sends one again")
+    if counts["overdue"]:
+        # Still being retried (for 3 days): worth a look, not yet a failure.
+        return True, detail + "; a receiver is failing or the worker and beat are not running"
+    return True, detail
+
+
 def reminders(c) -> tuple[bool, str]:
     from services.notifications.reminders import overdue_count
 
@@ -199,7 +214,8 @@ def run_checks(c) -> list[Check]:
         _run("database", lambda: database(c), redact, "check DATABASE_URL and that the database server runs"),
         _run("broker", lambda: broker(c), redact, "check BROKER_URL and that the broker runs"),
     ]
-    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox), ("reminders", reminders),
+    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox),
+                ("webhook outbox", webhook_outbox), ("reminders", reminders),
                 ("orphaned meetings", orphaned_meetings))
     for name, check in needs_db:
         if checks[0].ok:

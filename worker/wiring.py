@@ -48,7 +48,13 @@ class Container:
 
     def uow(self) -> UnitOfWork:
         """A new unit of work whose follow-up tasks are sent to the broker after commit."""
-        return UnitOfWork(self.session_factory, after_commit=self.dispatch_tasks)
+        return UnitOfWork(self.session_factory, after_commit=self.dispatch_tasks, before_commit=self._emit_webhooks)
+
+    def _emit_webhooks(self, uow: UnitOfWork, recorded: list[tuple]) -> None:
+        """Outgoing webhooks of the outcomes recorded in a unit of work, in its transaction."""
+        from services.webhooks import emit_recorded
+
+        emit_recorded(uow, self.settings, recorded, self.clock())
 
     # -- integrations -------------------------------------------------------------------------
     @cached_property
