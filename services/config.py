@@ -124,6 +124,8 @@ class CancelPolicy(_Strict):
     allowed: bool = True
     min_notice_hours: float = Field(default=0, ge=0)
     refund_percent: float = 100
+    # The customer must say why they cancel (the manage page's reason field; the task refuses too).
+    reason_required: bool = False
 
 
 class ReschedulePolicy(_Strict):

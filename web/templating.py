@@ -11,7 +11,11 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 
-from services.notifications.render import local_datetime, local_range, money, safe_url
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from services.availability import to_utc_iso
+from services.notifications.render import local_datetime, local_range, money, policy_lines, safe_url
 
 WEB_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "web"
 STATIC_DIR = WEB_TEMPLATES_DIR / "static"
@@ -20,8 +24,25 @@ templates = Jinja2Templates(directory=str(WEB_TEMPLATES_DIR))
 templates.env.undefined = StrictUndefined
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def day_name(day: date) -> str:
+    """'Monday 7 December 2026' (English, independent of the locale)."""
+    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def clock(moment: datetime, tz: str) -> str:
+    """'14:30', the wall time in `tz`."""
+    return f"{moment.astimezone(ZoneInfo(tz)):%H:%M}"
+
+
 templates.env.filters.update(local_datetime=local_datetime, local_range=local_range, money=money,
-                             safe_url=safe_url)
+                             safe_url=safe_url, day_name=day_name, clock=clock, utc_iso=to_utc_iso)
+templates.env.globals.update(policy_lines=policy_lines)
 
 
 def render(request: Request, name: str, context: dict | None = None, *, status_code: int = 200,

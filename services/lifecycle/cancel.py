@@ -19,7 +19,7 @@ from models import Booking, Meeting, Session
 
 from ..booking.views import booking_view, policy_view
 from ..calendar import request_sync
-from ..errors import PermanentError
+from ..errors import InvalidInput, PermanentError
 from ..money import format_amount
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
@@ -51,7 +51,7 @@ def session_label(session: Session) -> str:
 
 
 def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None, admin: bool,
-                refund: bool) -> CancelPlan:
+                refund: bool, reason: str | None = None) -> CancelPlan:
     """Authorize, apply the policy (the customer's window; the admin has none) and work out the
     refunds: the policy's percent of each session's relative cost, within what is refundable."""
     booking, sessions = load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, action="cancel",
@@ -61,6 +61,10 @@ def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None,
         check_whole_request(booking, sessions)
         return CancelPlan(booking, sessions, [0] * len(sessions), withdraw=True)
     terms = policy_view(booking.terms or {})
+    if not admin and (booking.terms or {}).get("policies", {}).get("cancel", {}).get("reason_required") \
+            and not clean_reason(reason):
+        raise InvalidInput("reason_required", "this booking's policy asks for a reason when a session is "
+                                              "cancelled; give one (--reason)")
     if not admin:
         for s in sessions:
             policy.check_window("cancel", allowed=terms.cancel_allowed, min_notice_hours=terms.cancel_min_notice_hours,
@@ -76,7 +80,7 @@ def preview_cancel(c, session_ids: Sequence[str], tokens: Sequence[str] | None =
     Raises what `cancel_sessions` would; returns the booking id and the refund in cents."""
     clean_reason(reason)
     with c.session_factory() as db:
-        plan = plan_cancel(db, c, session_ids, tokens, admin, refund)
+        plan = plan_cancel(db, c, session_ids, tokens, admin, refund, reason)
         return {"booking_id": plan.booking.id, "session_ids": [s.id for s in plan.sessions],
                 "refund_cents": plan.refund_total, "currency": plan.booking.currency, "withdraw": plan.withdraw}
 
@@ -98,7 +102,7 @@ def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None 
         with c.uow() as uow:
             if begin_change(uow, change_key, session_ids=session_ids):
                 return {"change_key": change_key, "replayed": True}
-            plan = plan_cancel(uow.db, c, session_ids, tokens, admin, refund)
+            plan = plan_cancel(uow.db, c, session_ids, tokens, admin, refund, reason)
             apply = apply_withdrawal if plan.withdraw else _apply
             result = apply(uow, c, plan, actor=actor, reason=reason, change_key=change_key)
             uow.commit()

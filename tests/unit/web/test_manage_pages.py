@@ -1,0 +1,153 @@
+"""The cancel/reschedule page without a browser: FastAPI's TestClient on an in-process booking
+($150 package of 3 sessions: $50 each, 50 % refund, 10 % fee, 24 hours' notice)."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+
+import pytest
+
+from services.lifecycle.preview import manage_object, manage_view
+from tests.unit.web.conftest import book_package, token_of
+
+
+class Form(HTMLParser):
+    """Inputs, labels and headings of a page, for the accessibility checks."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.fields, self.labels, self.h1, self.checkboxes = [], set(), 0, {}
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "h1":
+            self.h1 += 1
+        if tag == "label" and a.get("for"):
+            self.labels.add(a["for"])
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.fields.append(a)
+        if tag == "input" and a.get("type") == "checkbox":
+            self.checkboxes[a["value"]] = a
+
+
+def page(client, token, **params):
+    r = client.get(f"/manage/{token}", params=params)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_keep_tab_lists_every_session_in_the_customers_zone(web, client):
+    shown = book_package(web)
+    r = client.get(f"/manage/{token_of(web, shown['sessions'][1])}")
+    assert r.status_code == 200, r.text
+    assert r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
+    assert "<script" not in r.text
+    text = text_of(r.text)
+    # 10:00 in New York is 16:00 in Berlin, the customer's zone, named.
+    assert "16:00–17:00 (Europe/Berlin)" in text and "Session 3 of 3" in text and "60 minutes" in text
+    assert 'class="card is-selected"' in r.text  # the link's own session
+
+
+def test_another_zone_can_be_chosen_and_an_unknown_one_is_ignored(web, client):
+    shown = book_package(web)
+    token = token_of(web, shown["sessions"][0])
+    assert "10:00–11:00 (America/New_York)" in text_of(page(client, token, tz="America/New_York"))
+    assert "(Europe/Berlin)" in text_of(page(client, token, tz="Mars/Olympus"))
+
+
+def test_cancel_tab_shows_policy_and_exact_refund_per_session(web, client):
+    shown = book_package(web)
+    html = page(client, token_of(web, shown["sessions"][1]), tab="cancel")
+    form = Form(html)
+    assert form.h1 == 1
+    assert all(f.get("id") in form.labels for f in form.fields), "every field has a label"
+    assert "checked" in form.checkboxes[shown["sessions"][1]["id"]]  # pre-selected
+    assert "checked" not in form.checkboxes[shown["sessions"][0]["id"]]
+    assert text_of(html).count("Refund: $25.00") == 3
+    assert "Cancel selected sessions" in html and 'name="csrf_token"' in html
+
+
+def test_a_session_inside_the_notice_window_says_why_and_cannot_be_ticked(web, client, clock):
+    shown = book_package(web)
+    first = shown["sessions"][0]
+    start = first["start"]
+    # 23 hours before the first session.
+    from services.availability import parse_instant
+    clock.now = parse_instant(start) - timedelta(hours=23)
+    html = page(client, token_of(web, first), tab="cancel")
+    form = Form(html)
+    assert "disabled" in form.checkboxes[first["id"]] and "checked" not in form.checkboxes[first["id"]]
+    assert "less than 24 hours before the session" in text_of(html)
+    assert "disabled" not in form.checkboxes[shown["sessions"][1]["id"]]
+
+
+def test_cancelled_and_past_sessions_show_their_state_and_no_action(web, client, clock):
+    from services.availability import parse_instant
+
+    shown = book_package(web)
+    clock.now = parse_instant(shown["sessions"][0]["end"]) + timedelta(minutes=1)
+    view = manage_view(web, shown["sessions"][0]["id"])
+    first = view.sessions[0]
+    assert first.past and not first.can_cancel and not first.can_reschedule
+    assert first.cancel_refusal.message == "This session has already taken place."
+    html = page(client, token_of(web, shown["sessions"][0]), tab="reschedule")
+    assert "Taken place" in html and f'id="move-{first.id}"' in html
+    assert re.search(rf'id="move-{first.id}"[^>]*disabled', html)
+
+
+def test_reschedule_times_by_day_with_the_fee_before_confirming(web, client):
+    shown = book_package(web)
+    second = shown["sessions"][1]
+    token = token_of(web, second)
+    html = page(client, token, tab="reschedule")
+    assert "See available times" in html and "Fee: $5.00" in text_of(html)
+    r = client.get(f"/manage/{token}/times", params={"session": second["id"]})
+    assert r.status_code == 200, r.text
+    text = text_of(r.text)
+    assert "Move session 2" in text and "costs a fee of $5.00" in text
+    form = Form(r.text)
+    assert all(f.get("id") in form.labels for f in form.fields)
+    times = re.findall(r'name="to" value="([^"]+)"', r.text)
+    assert times and second["start"] not in times  # its own time is not offered as a move
+    # Sessions 1 and 3 are busy: their starts are not offered either.
+    assert shown["sessions"][0]["start"] not in times and shown["sessions"][2]["start"] not in times
+
+
+def test_forged_token_is_404_and_a_form_without_csrf_is_400(web, client):
+    shown = book_package(web)
+    token = token_of(web, shown["sessions"][0])
+    assert client.get(f"/manage/{token[:-2]}xx").status_code == 404
+    assert client.get(f"/manage/{token}/times", params={"session": "ss_other"}).status_code == 200
+    r = client.post(f"/manage/{token}/cancel", data={"session_ids": shown["sessions"][0]["id"]})
+    assert r.status_code == 400
+
+
+def test_manage_object_for_the_api(web):
+    shown = book_package(web)
+    obj = manage_object(web, shown["sessions"][0]["id"])
+    s = obj["sessions"][0]
+    assert (s["can_cancel"], s["refund_if_cancelled"], s["can_reschedule"], s["reschedule_fee"]) == (True, "25.00", True, "5.00")
+    assert "activity" not in obj and obj["price"] == "150.00"
+
+
+def test_a_reason_required_by_the_policy_is_marked_and_enforced(web, client):
+    from services import lifecycle
+    from services.errors import InvalidInput
+    import uuid
+
+    shown = book_package(web, cancel={"allowed": True, "min_notice_hours": 24, "refund_percent": 50,
+                                      "reason_required": True})
+    first = shown["sessions"][0]
+    assert manage_view(web, first["id"]).reason_required
+    html = page(client, token_of(web, first), tab="cancel")
+    assert re.search(r'<textarea id="reason"[^>]*required', html)
+    with pytest.raises(InvalidInput) as refused:
+        lifecycle.cancel_sessions(web, [first["id"]], tokens=[token_of(web, first)], reason="  ",
+                                  change_key=uuid.uuid4().hex)
+    assert refused.value.code == "reason_required"
