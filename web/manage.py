@@ -19,7 +19,8 @@ from fastapi.responses import RedirectResponse
 
 from services.errors import ServiceError
 from services.lifecycle.preview import ManageView, change_summary, manage_view, reschedule_times
-from services.tokens import make_token, token_session_id
+from services.lifecycle.access import manage_link
+from services.tokens import make_manage_token
 
 from .csrf import csrf_form
 from .deps import get_container
@@ -51,7 +52,12 @@ def _zone(requested: str | None, view: ManageView) -> str:
 
 def _load(request: Request, token: str, c) -> tuple[str, ManageView]:
     """The token's session id and its package's view; 404 for an unknown token (rate limited)."""
-    session_id = resolve_token(request, lambda t: token_session_id(c.settings.secret_key, t), token)
+    def verify(t: str) -> str | None:
+        with c.session_factory() as db:
+            link = manage_link(db, c.settings.secret_key, t, c.clock())
+        return link.session_id if link else None
+
+    session_id = resolve_token(request, verify, token)
     try:
         return session_id, manage_view(c, session_id)
     except ServiceError:
@@ -132,7 +138,7 @@ def cancel(request: Request, token: str, form=Depends(csrf_form), c=Depends(get_
     if view.reason_required and not reason:
         return refuse("Nothing was cancelled", "Please tell us why you are cancelling; the reason is required.", 400)
     ordered = [s.id for s in view.sessions if s.id in ids]
-    tokens = [make_token(c.settings.secret_key, sid) for sid in ordered]
+    tokens = [make_manage_token(c.settings.secret_key, sid) for sid in ordered]
     try:
         change = request_cancel(c, ordered, tokens=tokens, reason=reason or None)
     except ServiceError as exc:
@@ -162,7 +168,7 @@ def reschedule(request: Request, token: str, form=Depends(csrf_form), c=Depends(
     if not to:
         return refuse("Choose one of the free times first.", 400)
     try:
-        change = request_reschedule(c, choice.id, to, token=make_token(c.settings.secret_key, choice.id))
+        change = request_reschedule(c, choice.id, to, token=make_manage_token(c.settings.secret_key, choice.id))
     except ServiceError as exc:
         return refuse(_plain(exc))
     return RedirectResponse(f"/manage/{token}/changes/{change}?{urlencode({'tz': zone})}", status_code=303)
