@@ -4,17 +4,22 @@ from __future__ import annotations
 from services.booking import workflow
 from worker.app import app
 
+from .args import Accepted, accepting
 from .base import container, retry_transient
 
 
-@app.task(name="sessionpack.approve_booking", bind=True, acks_late=True)
-def approve_booking(self, booking_id: str) -> str:
-    return retry_transient(self, workflow.approve_booking, container(), booking_id)
+@app.task(name="sessionpack.approve_booking", bind=True, acks_late=True, typing=False)
+@accepting
+def approve_booking(self, c, ok: Accepted) -> str | dict:
+    """Approve a request awaiting approval (`booking_id`); needs an admin grant (tasks/args.py)."""
+    return retry_transient(self, workflow.approve_booking, c, ok.args.booking_id)
 
 
-@app.task(name="sessionpack.decline_booking", bind=True, acks_late=True)
-def decline_booking(self, booking_id: str, reason: str | None = None) -> str:
-    return retry_transient(self, workflow.decline_booking, container(), booking_id, reason)
+@app.task(name="sessionpack.decline_booking", bind=True, acks_late=True, typing=False)
+@accepting
+def decline_booking(self, c, ok: Accepted) -> str | dict:
+    """Decline a request awaiting approval (`booking_id`, `reason`); needs an admin grant."""
+    return retry_transient(self, workflow.decline_booking, c, ok.args.booking_id, ok.args.reason)
 
 
 @app.task(name="sessionpack.expire_approval_requests", bind=True, acks_late=True)

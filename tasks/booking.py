@@ -2,17 +2,31 @@
 follow one booking through the chain in Flower."""
 from __future__ import annotations
 
+from typing import Any
+
 from services.booking import intake, workflow
 from worker.app import app
 
+from .args import parse_submit
 from .base import container, retry_transient, run_saga_step
 
 SAGA_TASK = dict(bind=True, acks_late=True, max_retries=None)
 
 
-@app.task(name="sessionpack.submit_booking", **SAGA_TASK)
-def submit_booking(self, request: dict) -> str | None:
-    """Validate the request and hold all its slots (or record why not); the saga goes on from there."""
+@app.task(name="sessionpack.submit_booking", typing=False, **SAGA_TASK)
+def submit_booking(self, *args: Any, **kwargs: Any) -> str | dict | None:
+    """Validate the request and hold all its slots (or record why not); the saga goes on from there.
+    The request object is the only argument (positional, or `request=`); anything else is refused
+    as `invalid_request` and recorded (`request.refused`)."""
+    from services.errors import InvalidInput
+
+    from .args import SUBMIT, record_refused
+
+    try:
+        request = parse_submit(args, kwargs)
+    except InvalidInput as exc:
+        record_refused(container(), SUBMIT, self.request.id, {}, exc)
+        return {"error": exc.as_dict()}
     return retry_transient(self, workflow.submit_booking, container(), request)
 
 

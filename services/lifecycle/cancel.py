@@ -136,7 +136,8 @@ def _apply(uow, c, plan: CancelPlan, *, actor: str, reason: str | None, change_k
 
 
 def finish_cancellation(c, booking_id: str, session_ids: list[str]) -> None:
-    """The task body: delete each cancelled session's meeting (deleting twice is harmless).
+    """The task body: delete each cancelled session's meeting (deleting twice is harmless). The
+    state is read from the database: a session that is not cancelled keeps its meeting.
 
     A provider that refuses for good is recorded and the other meetings are still deleted; the
     first refusal is raised at the end. Transient failures propagate, so the task retries.
@@ -144,8 +145,12 @@ def finish_cancellation(c, booking_id: str, session_ids: list[str]) -> None:
     from ..booking.workflow import provider_for
 
     with c.session_factory() as db:
+        # Only meetings of this booking's sessions that are cancelled: a forged or stale message
+        # naming a confirmed session deletes nothing.
         meetings = [(m.id, m.session_id, m.provider, m.external_id) for m in db.execute(
-            select(Meeting).where(Meeting.session_id.in_(session_ids), Meeting.status != "deleted")).scalars()]
+            select(Meeting).join(Session, Session.id == Meeting.session_id).where(
+                Meeting.session_id.in_(list(session_ids or [])), Meeting.status != "deleted",
+                Session.booking_id == booking_id, Session.status == "cancelled")).scalars()]
     refused = None
     for meeting_id, session_id, provider_name, external_id in meetings:
         try:

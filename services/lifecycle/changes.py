@@ -104,20 +104,22 @@ def money_pending(db: Db, booking_id: str, change_key: str) -> bool:
 
 
 def record_refusal_in(uow, kind: str, change_key: str, exc: ServiceError, *, booking_id: str | None,
-                      session_id: str | None = None, actor: str = "system") -> None:
+                      session_id: str | None = None, actor: str = "system", **extra) -> None:
     """In this transaction: the `<kind>.refused` entry that `change_outcome` reads back as `exc`."""
     uow.record(f"{kind}.refused", booking_id=booking_id, session_id=session_id, actor=actor,
-               change=change_key, code=exc.code, message=exc.message, exit_code=exc.exit_code)
+               change=change_key, code=exc.code, message=exc.message, exit_code=exc.exit_code, **extra)
 
 
 def record_refusal(c, kind: str, change_key: str, exc: ServiceError, *, booking_id: str | None,
-                   session_id: str | None = None, actor: str = "system") -> None:
-    """Record once that a change was refused, so a redelivery or a waiting CLI gets the same answer."""
+                   session_id: str | None = None, actor: str = "system", **extra) -> None:
+    """Record once that a change was refused, so a redelivery or a waiting CLI gets the same answer.
+    `extra` adds details (e.g. `task` for a `request.refused` entry)."""
     with c.uow() as uow:
         outcome = change_outcome(uow.db, booking_id, change_key)
         if outcome is not None and outcome.state == "refused":
             return
-        record_refusal_in(uow, kind, change_key, exc, booking_id=booking_id, session_id=session_id, actor=actor)
+        record_refusal_in(uow, kind, change_key, exc, booking_id=booking_id, session_id=session_id, actor=actor,
+                          **extra)
         uow.commit()
 
 

@@ -18,7 +18,7 @@ from models import Booking, LedgerEntry, Payment
 from ..errors import OperationFailed, PermanentError
 from ..money import display_amount, format_amount
 from . import policy
-from .changes import SEND_REFUNDS, refund_key
+from .changes import SEND_REFUNDS, _keys_of_change, refund_key
 
 log = logging.getLogger("sessionpack.lifecycle.ledger")
 
@@ -116,17 +116,24 @@ def _finish_refund(c, key: str, movement=None, error: PermanentError | None = No
         uow.commit()
 
 
-def send_refund(c, key: str, intent_id: str) -> str:
+def send_refund(c, key: str, intent_id: str | None = None, *, booking_id: str | None = None) -> str:
     """Send one pending refund to Stripe and record it; returns the ledger row's final status.
 
     Safe to run any number of times: a row that is no longer pending is left alone, and a refund
-    that reached Stripe before a crash is found by its key instead of being sent again.
+    that reached Stripe before a crash is found by its key instead of being sent again. The amount
+    and the PaymentIntent come from the ledger row, never from the caller (`intent_id` is ignored:
+    a forged task message cannot point a refund at another payment); with `booking_id`, a row of
+    another booking is left alone ("missing").
     """
     with c.session_factory() as db:
         entry = entry_by_key(db, key)
-        if entry is None or entry.status != "pending":
-            return entry.status if entry else "missing"
-        amount = entry.amount_cents
+        if entry is None or entry.kind != "refund" or (booking_id is not None and entry.booking_id != booking_id):
+            return "missing"
+        if entry.status != "pending":
+            return entry.status
+        amount, intent_id = entry.amount_cents, entry.target_id
+        if not intent_id:
+            return "missing"
     try:
         movement = c.payments.find_refund(intent_id, key) or c.payments.refund(
             intent_id, amount_cents=amount, idempotency_key=key)
@@ -144,9 +151,10 @@ def send_refunds(c, booking_id: str, refunds: list[dict], notify: bool = False, 
     customer once all of it has reached Stripe. A part Stripe refuses is marked failed and the
     other parts still go; the first refusal is raised at the end."""
     refused = None
+    refunds = [part for part in refunds if isinstance(part, dict) and isinstance(part.get("key"), str)]
     for part in refunds:
         try:
-            send_refund(c, part["key"], part["intent_id"])
+            send_refund(c, part["key"], booking_id=booking_id)
         except PermanentError as exc:
             refused = refused or exc
     if refused is not None:
@@ -160,10 +168,13 @@ def _notify_refund(c, booking_id: str, keys: list[str], change_key: str, reason:
     from ..notifications import compose
     from ..notifications.outbox import queue_emails
 
+    if not isinstance(change_key, str) or not all(_keys_of_change(booking_id, change_key, k) for k in keys):
+        return  # keys that are not this change's (a forged message): no email
     with c.uow() as uow:
         entries = [entry_by_key(uow.db, key) for key in keys]
-        if not entries or any(e is None or e.status != "succeeded" for e in entries):
+        if not entries or any(e is None or e.status != "succeeded" or e.booking_id != booking_id for e in entries):
             return
+        reason = entries[0].reason  # the reason the change was made with, not the message's
         booking = uow.db.get(Booking, booking_id)
         view = booking_view(uow.db, booking, c.settings)
         # The message id comes from the change key: a second run queues nothing new.

@@ -1,0 +1,185 @@
+"""The edge API (services/lifecycle/requests.py) with the public tasks' own bodies: authority is
+checked at the edge, the queued message carries a grant (never a token), the worker refuses
+messages without a valid grant (`request.refused`), and a change republished changes nothing twice.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import Activity, Booking, LedgerEntry, TaskOutbox
+from services import lifecycle
+from services.booking import workflow
+from services.booking.views import booking_object
+from services.devtools.localstripe import reset, running_localstripe
+from services.errors import OperationFailed
+from services.lifecycle.requests import (
+    change_status, request_approve, request_cancel, request_decline, request_refund, request_reschedule,
+)
+from services.tokens import make_token
+from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+
+STRIPE_KEY = "sk_test_sessionpack_grants"
+PUBLIC = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
+          "sessionpack.approve_booking", "sessionpack.decline_booking")
+
+
+def run_public(c, name: str, kwargs: dict, task_id: str | None = None) -> dict:
+    """The public task's Celery body, in this process, on this container."""
+    import tasks  # noqa: F401
+    from worker.app import app
+    from worker.wiring import set_container
+
+    set_container(c)
+    try:
+        return app.tasks[name].apply(kwargs=kwargs, task_id=task_id or uuid.uuid4().hex, throw=True).get()
+    finally:
+        set_container(None)
+
+
+@pytest.fixture(scope="module")
+def stripe_base():
+    with running_localstripe() as url:
+        yield url
+
+
+@pytest.fixture
+def c(container, stripe_base):
+    reset(stripe_base)
+    container.settings = replace(container.settings, stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
+    container.answers = []
+    handlers = dict(lifecycle.TASK_HANDLERS)
+    for name in PUBLIC:
+        handlers[name] = (lambda n: lambda cc, **kw: cc.answers.append(run_public(cc, n, kw)))(name)
+    handlers["sessionpack.approve_booking"] = lambda cc, **kw: cc.answers.append(
+        run_public(cc, "sessionpack.approve_booking", kw))
+    container.test_task_handlers = handlers
+    return container
+
+
+def book(c, clock, *, price="150.00", mode="automatic") -> dict:
+    config = package_config(3 if mode == "automatic" else 1, price=price if mode == "automatic" else None)
+    if mode == "manual":
+        config["booking_pages"][0]["event_types"][0]["scheduling"]["booking_mode"] = "manual"
+    apply_config(c, config)
+    n = 3 if mode == "automatic" else 1
+    request = booking_request(daily_slots(clock() + timedelta(days=3), n, "10:00"),
+                              payment_method="pm_card_visa" if mode == "automatic" and price else None)
+    booking_id = workflow.submit_booking(c, request)
+    drain(c)
+    return show(c, booking_id)
+
+
+def show(c, booking_id):
+    with c.session_factory() as db:
+        return booking_object(db, db.get(Booking, booking_id), c.settings)
+
+
+def queued(c) -> list[tuple[str, dict]]:
+    with c.session_factory() as db:
+        return [(r.task_name, dict(r.kwargs)) for r in db.execute(select(TaskOutbox).order_by(TaskOutbox.id)).scalars()
+                if r.task_name in PUBLIC]
+
+
+def refusals(c) -> list[dict]:
+    with c.session_factory() as db:
+        return [a.details | {"booking_id": a.booking_id} for a in db.execute(
+            select(Activity).where(Activity.action == "request.refused").order_by(Activity.id)).scalars()]
+
+
+def test_a_customer_cancel_travels_as_a_customer_grant_without_the_token(c, clock):
+    shown = book(c, clock)
+    s = shown["sessions"][0]
+    token = s["manage_url"].rsplit("/", 1)[-1]
+    change = request_cancel(c, [s["id"]], tokens=[token], reason="ill")
+    assert change.booking_id == shown["id"] and change.plan["refund_cents"] == 2500
+    (name, kwargs), = queued(c)
+    assert name == "sessionpack.cancel_sessions" and token not in json.dumps(kwargs)
+    assert kwargs["grant"].startswith("g1.customer.") and kwargs["change_id"] == str(change)
+    assert change_status(c, shown["id"], change)["state"] == "queued"
+    drain(c)
+    assert c.answers[-1]["cancelled"] == [s["id"]]
+    assert show(c, shown["id"])["sessions"][0]["status"] == "cancelled"
+    assert change_status(c, shown["id"], change)["state"] == "done"
+    # Republished (a new task id, the same message): the change is not made twice.
+    assert run_public(c, name, kwargs)["replayed"] is True
+
+
+def test_the_edge_refuses_a_wrong_token_before_anything_is_queued(c, clock):
+    shown = book(c, clock)
+    s0, s1 = shown["sessions"][:2]
+    with pytest.raises(OperationFailed) as err:
+        request_cancel(c, [s0["id"]], tokens=[make_token(c.settings.secret_key, s1["id"])])
+    assert err.value.code == "invalid_token" and queued(c) == []
+
+
+def test_admin_actions_carry_an_admin_grant_and_a_forged_or_tampered_one_is_refused(c, clock):
+    shown = book(c, clock)
+    change = request_refund(c, shown["id"], "10.00", reason="goodwill", refund_id="ticket-42")
+    assert str(change) == "rf-ticket-42"
+    (name, kwargs), = queued(c)
+    assert kwargs["grant"].startswith("g1.admin.")
+    # Tampered: a bigger amount under the same grant, and a message with no grant at all.
+    tampered = run_public(c, name, {**kwargs, "amount": "150.00"}, task_id="tampered")
+    assert tampered["error"]["code"] == "admin_grant_required"
+    drain(c)
+    # The same refund_id republished under a new task id refunds once.
+    assert run_public(c, name, kwargs)["replayed"] is True
+    drain(c)
+    with c.session_factory() as db:
+        refunds = db.execute(select(LedgerEntry.amount_cents).where(LedgerEntry.kind == "refund")).scalars().all()
+    assert refunds == [1000]
+    assert change_status(c, shown["id"], change)["state"] == "done"
+    refused = refusals(c)
+    assert [(r["code"], r["booking_id"], r["task"]) for r in refused] == [
+        ("admin_grant_required", shown["id"], "sessionpack.refund_booking")]
+
+
+def test_a_grant_for_one_booking_cannot_act_on_another_and_expires(c, clock):
+    shown = book(c, clock)
+    request_cancel(c, [shown["sessions"][0]["id"]], admin=True, refund=False)
+    (name, kwargs), = queued(c)
+    other = {**kwargs, "session_ids": [shown["sessions"][1]["id"]]}
+    assert run_public(c, name, other)["error"]["code"] == "admin_grant_required"
+    clock.advance(minutes=31)
+    assert run_public(c, name, kwargs)["error"]["code"] == "admin_grant_required"
+    assert [s["status"] for s in show(c, shown["id"])["sessions"]] == ["confirmed"] * 3
+
+
+@pytest.mark.parametrize("admin", ["false", "no", 1])
+def test_admin_as_a_string_is_refused_and_recorded(c, clock, admin):
+    shown = book(c, clock)
+    sid = shown["sessions"][0]["id"]
+    answer = run_public(c, "sessionpack.cancel_sessions", {"session_ids": [sid], "admin": admin}, task_id="t-admin")
+    assert answer["error"]["code"] == "invalid_request"
+    assert show(c, shown["id"])["sessions"][0]["status"] == "confirmed"
+    (refused,) = refusals(c)
+    assert refused["booking_id"] == shown["id"] and refused["change"] == "t-admin"
+
+
+def test_approve_and_decline_through_the_edge(c, clock):
+    first = book(c, clock, mode="manual")
+    assert first["status"] == "awaiting_approval"
+    change = request_approve(c, first["id"])
+    assert str(change).startswith("ap_") and change_status(c, first["id"], change)["state"] == "queued"
+    drain(c)
+    assert show(c, first["id"])["status"] == "confirmed"
+    assert change_status(c, first["id"], change)["state"] == "done"
+
+
+def test_reschedule_through_the_edge_as_the_customer(c, clock):
+    shown = book(c, clock)
+    s = shown["sessions"][0]
+    token = s["manage_url"].rsplit("/", 1)[-1]
+    to = daily_slots(clock() + timedelta(days=10), 1, "12:00")[0]
+    change = request_reschedule(c, s["id"], to, token=token)
+    (name, kwargs), = queued(c)
+    assert "token" not in kwargs and kwargs["grant"].startswith("g1.customer.")
+    drain(c)
+    assert c.answers[-1]["fee_cents"] == 500
+    assert change_status(c, shown["id"], change)["state"] == "done"
