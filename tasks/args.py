@@ -132,9 +132,9 @@ class Accepted:
         edge checked the customer's, and no token travelled on the queue); else the message's."""
         if not self.customer_granted:
             return None
-        from services.tokens import make_token
+        from services.tokens import make_manage_token
 
-        return [make_token(c.settings.secret_key, s) for s in session_ids]
+        return [make_manage_token(c.settings.secret_key, s) for s in session_ids]
 
 
 class Refused(Exception):

@@ -21,7 +21,7 @@ from services.errors import OperationFailed
 from services.lifecycle.requests import (
     change_status, request_approve, request_cancel, request_decline, request_refund, request_reschedule,
 )
-from services.tokens import make_token
+from services.tokens import make_manage_token as make_token
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
 
 STRIPE_KEY = "sk_test_sessionpack_grants"
