@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Booking, BookingPage, Meeting, Owner, Session
+from models import Booking, BookingPage, EventType, Meeting, Owner, Session
 
 from ..availability import Interval, SlotRules, block_of, check_slot, parse_instant, to_utc_iso
 from ..booking.request import slot_taken
 from ..booking.views import booking_view, policy_view
 from ..calendar import request_sync
 from ..errors import InvalidInput, OperationFailed, ServiceError
+from ..limits import check_limits
 from ..money import format_amount
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
@@ -80,6 +81,10 @@ def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | Non
     busy = owner_busy(db, owner, block[0] - timedelta(days=1), block[1] + timedelta(days=1),
                       extra=c.busy_source, exclude_session_ids=[session.id])
     check_slot(rules, new_start, now=now, busy=busy)
+    # The event type's per-day and per-week limits, exactly as a booking into that time would meet them.
+    event_type = db.get(EventType, booking.event_type_id) if booking.event_type_id else None
+    if event_type is not None:
+        check_limits(db, event_type, owner.timezone, new_start, exclude_session_ids=[session.id], action="moved there")
     fee = 0 if admin else policy.reschedule_fee(session.relative_cost_cents, terms.fee_percent)
     return ReschedulePlan(booking, session, new_start, block, fee)
 
@@ -133,6 +138,9 @@ def refusal_reason(exc: ServiceError, *, charged: bool) -> str:
         if charged:
             return "someone else booked that time while we were taking the fee"
         return "someone else booked that time just before we could move your session"
+    if exc.code == "limit_reached":
+        return "that day or week was fully booked " + ("while we were taking the fee" if charged
+                                                       else "just before we could move your session")
     return f"the new time could not be given to you ({exc.message})"
 
 
