@@ -119,11 +119,11 @@ class Bench:
     def container(self):
         """A container of this process (for config and direct service calls), with the Celery app."""
         if self._container is None:
-            from worker.settings import Settings
-            from worker.wiring import build_container
+            from core.settings import Settings
+            from core.wiring import build_container
 
             app = self.app if self.redis is not None else None
-            self._container = build_container(Settings.from_env(), celery_app=app)
+            self._container = build_container(Settings(), celery_app=app)
         return self._container
 
     @property

@@ -36,7 +36,7 @@ def _patch_engine():
         return original(database_url, **kwargs)
 
     models_db.make_engine = make_engine
-    from worker import wiring
+    from core import wiring
 
     wiring.make_engine = make_engine
 

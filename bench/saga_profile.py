@@ -34,13 +34,13 @@ def main(argv=None) -> None:
     applied = apply_from_env()
     with Bench("saga_profile", broker=False) as bench:
         bench.apply_config(package_config(args.sessions))
-        from worker.settings import Settings
-        from worker.wiring import build_container
+        from core.settings import Settings
+        from core.wiring import build_container
 
         # The container's Celery app only queues here: dispatch_tasks does its database work as
         # in the worker (claim the outbox rows after commit), and this loop runs the tasks in order.
         queue: deque = deque()
-        c = build_container(Settings.from_env(), celery_app=_QueueApp(queue))
+        c = build_container(Settings(), celery_app=_QueueApp(queue))
         bench._container = c  # disposed with the bench
         statements: Counter = Counter()
         kinds: dict[str, Counter] = defaultdict(Counter)

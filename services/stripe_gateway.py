@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 
 import stripe
 
-from worker.settings import Settings
+from core.settings import Settings
 
 from .errors import PermanentError, TransientError
 from .payments import Authorization, MoneyMovement, PaymentGateway

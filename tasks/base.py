@@ -8,7 +8,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.errors import ServiceError, TransientError
-from worker.wiring import get_container, set_container
+from core.wiring import get_container, set_container
 
 log = logging.getLogger("sessionpack.tasks")
 

@@ -10,7 +10,7 @@ from services.conferencing import reconcile
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
 from services.notifications import outbox, reminders
 from worker.app import app
-from worker.wiring import prune_dispatched_tasks
+from core.wiring import prune_dispatched_tasks
 
 from .base import container, retry_transient
 

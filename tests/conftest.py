@@ -29,7 +29,7 @@ def postgres_db():
 
 
 def make_settings(tmp_path, database_url: str, **overrides):
-    from worker.settings import Settings
+    from core.settings import Settings
 
     var = tmp_path / "var"
     var.mkdir(exist_ok=True)
@@ -54,7 +54,7 @@ def container(request, tmp_path, clock):
     """A migrated database and a container on it. Uses `db_backend` when the test asks for
     both databases, the embedded SQLite default otherwise."""
     from models.db import migrate
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     backend = request.getfixturevalue("db_backend") if "db_backend" in request.fixturenames else "sqlite"
     if backend == "postgres":

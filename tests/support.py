@@ -218,7 +218,7 @@ def inline_cli(container) -> Iterator[Callable]:
     from click.testing import CliRunner
 
     from worker.cli import main
-    from worker.wiring import set_container
+    from core.wiring import set_container
 
     container.celery_app = InlineCelery(container)
     set_container(container)

@@ -28,10 +28,9 @@ ROUTERS: list[str] = [
 
 def _default_container():
     """The process-wide container, through the one wiring function (built on first use)."""
-    try:
-        from core.wiring import get_container  # type: ignore[import-not-found]
-    except ImportError:
-        from worker.wiring import get_container
+    from core.wiring import get_container
+    from worker.app import app  # noqa: F401  (registers the Celery app the container sends tasks with)
+
     return get_container()
 
 

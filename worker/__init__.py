@@ -1,6 +1,6 @@
-"""Celery app, settings, beat schedule, the wiring function and the CLI.
-
-`celery -A worker worker` finds the app here.
+"""What a worker process is: the Celery app, its beat schedule, signals, logging and the broker
+guard. `celery -A worker worker` finds the app here. Settings and wiring live in `core/`, the
+`sessionpack` command in `cli/`.
 """
 from .app import app
 

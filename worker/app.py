@@ -1,17 +1,26 @@
-"""The Celery app. Configured from settings; the broker is contacted only when a task is sent."""
+"""The Celery app, made by `make_app()`. `celery -A worker` finds the module-level `app`.
+
+Importing this module reads no environment and touches no file: the app's configuration (broker,
+beat schedule) is computed from `core.settings.Settings` the first time Celery needs it. Importing
+it also registers the app with `core.wiring.use_celery_app`, so the process's container sends
+its tasks through it. The broker is contacted only when a task is sent.
+"""
 from __future__ import annotations
 
 from celery import Celery
 
-from . import logging as _json_logs  # noqa: F401  (connects the JSON log format to Celery's signals)
+from core import wiring
+from core.settings import Settings
+
 from . import broker_resilience  # noqa: F401  (keeps the worker alive across a Redis restart, see there)
-from .settings import Settings
+from . import logging as _json_logs  # noqa: F401  (connects the JSON log format to Celery's signals)
+from .beat import beat_schedule
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings.from_env()
-    app = Celery("sessionpack", broker=settings.broker_url, include=["tasks"])
-    app.conf.update(
+def celery_config(settings: Settings) -> dict:
+    """The app's configuration for these settings."""
+    return dict(
+        broker_url=settings.broker_url,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -34,42 +43,19 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
-        beat_schedule={
-            "send-due-reminders": {
-                "task": "sessionpack.send_due_reminders",
-                "schedule": settings.reminder_tick_seconds,
-            },
-            "sweep-outboxes": {
-                "task": "sessionpack.sweep_outboxes",
-                "schedule": settings.outbox_sweep_seconds,
-            },
-            "expire-approval-requests": {
-                "task": "sessionpack.expire_approval_requests",
-                "schedule": 300.0,
-            },
-            "resend-stale-refunds": {
-                "task": "sessionpack.resend_stale_refunds",
-                "schedule": 300.0,
-            },
-            "resume-stalled-bookings": {
-                "task": "sessionpack.resume_stalled_bookings",
-                "schedule": settings.saga_stall_seconds,
-            },
-            "sweep-orphan-meetings": {
-                "task": "sessionpack.sweep_orphan_meetings",
-                "schedule": 300.0,
-            },
-            "refund-orphaned-fees": {
-                "task": "sessionpack.refund_orphaned_fees",
-                "schedule": 300.0,
-            },
-            "resync-calendars": {
-                "task": "sessionpack.resync_calendars",
-                "schedule": settings.calendar_resync_seconds,
-            },
-        },
+        beat_schedule=beat_schedule(settings),
     )
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app for `settings`, or for the environment's settings read at first use."""
+    app = Celery("sessionpack", include=["tasks"])
+    if settings is not None:
+        app.conf.update(celery_config(settings))
+    else:
+        app.add_defaults(lambda: celery_config(Settings()))
     return app
 
 
-app = make_celery()
+app = make_app()
+wiring.use_celery_app(lambda: app)

@@ -55,7 +55,8 @@ def reporting(fn):
 
 
 def container():
-    from worker.wiring import get_container
+    from core.wiring import get_container
+    from worker.app import app  # noqa: F401  (registers the app the container sends tasks with)
 
     return get_container()
 

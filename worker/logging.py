@@ -202,9 +202,9 @@ _redactor: Redactor | None = None
 def _settings_redactor() -> Redactor:
     global _redactor
     if _redactor is None:
-        from .settings import Settings
+        from core.settings import Settings
 
-        _redactor = Redactor.from_settings(Settings.from_env())
+        _redactor = Redactor.from_settings(Settings())
     return _redactor
 
 

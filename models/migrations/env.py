@@ -6,10 +6,10 @@ from models import Base
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # plain `alembic` command line: build from the environment
-    from worker.settings import Settings
+    from core.settings import Settings
     from models.db import make_engine
 
-    engine = make_engine(Settings.from_env().database_url)
+    engine = make_engine(Settings().database_url)
 
 with engine.connect() as connection:
     context.configure(

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.money import allocate, display_amount, percent_of
-from worker.settings import TEMPLATES_DIR
+from core.paths import TEMPLATES_DIR
 
 from .views import BookingView, MeetingView, SessionView
 

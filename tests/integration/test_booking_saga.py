@@ -183,7 +183,7 @@ def test_compensation_is_idempotent(container, clock):
 
 def test_sent_task_outbox_rows_are_pruned_after_a_day(container, db_backend, clock):
     from models import TaskOutbox
-    from worker.wiring import prune_dispatched_tasks
+    from core.wiring import prune_dispatched_tasks
 
     apply_config(container, package_config(2))
     book(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)))

@@ -271,7 +271,7 @@ def test_after_the_sync_task_gives_up_beat_syncs_again_once_the_calendar_is_back
                                                                                    monkeypatch):
     import tasks.calendar
     from services.calendar.resync import resync_calendars
-    from worker.wiring import set_container
+    from core.wiring import set_container
 
     clock.now = datetime.now(timezone.utc)  # activity timestamps are real time
     booking = book_while_the_calendar_goes_down(cal, radicale, clock)

@@ -140,7 +140,7 @@ class Rig:
 def rig(request, tmp_path):
     from models.db import migrate
     from tests.conftest import make_settings
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     peer_class, _ = PEERS[request.param]
     with peer_class() as peer:

@@ -1,6 +1,5 @@
 """Outbox delivery over real SMTP (aiosmtpd on loopback): SMTP down, then up, every email once."""
 import socket
-from dataclasses import replace
 from datetime import timedelta
 
 from aiosmtpd.controller import Controller
@@ -28,7 +27,7 @@ def free_port() -> int:
 
 def test_smtp_down_then_up_delivers_every_email_once(container, clock):
     port = free_port()
-    container.settings = replace(container.settings, smtp_url=f"smtp://127.0.0.1:{port}")
+    container.settings = container.settings.replace(smtp_url=f"smtp://127.0.0.1:{port}")
     container.__dict__.pop("email_sender", None)
     apply_config(container, package_config(3))
     workflow.submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=3), 3)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -52,7 +51,7 @@ def lc(container):
 def paid(lc, stripe_base):
     """The container with its payments pointed at a fresh localstripe."""
     reset(stripe_base)
-    lc.settings = replace(lc.settings, stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
+    lc.settings = lc.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
     return lc
 
 
@@ -565,7 +564,7 @@ def test_a_move_failing_until_the_task_gives_up_refunds_the_fee_once(paid, db_ba
     from sqlalchemy.exc import OperationalError
 
     from tests.reliability.invariants import check_invariants
-    from worker.wiring import set_container
+    from core.wiring import set_container
 
     shown = book(paid, clock, 3, "150.00")
     session, to = shown["sessions"][1], later(clock, 9)
@@ -682,7 +681,7 @@ def test_the_sweep_refunds_fees_of_reschedules_whose_task_was_lost(paid, db_back
 def test_beat_sweeps_orphaned_fees_well_within_their_grace_period():
     import tasks  # noqa: F401  (registers the tasks)
     from worker.app import app
-    from worker.settings import Settings
+    from core.settings import Settings
 
     entry = app.conf.beat_schedule["refund-orphaned-fees"]
     assert entry["task"] == "sessionpack.refund_orphaned_fees" and entry["task"] in app.tasks

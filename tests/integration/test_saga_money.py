@@ -2,7 +2,6 @@
 capture that reached Stripe before a crash is not sent twice."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -28,7 +27,7 @@ def stripe_base():
 @pytest.fixture
 def paid(container, stripe_base):
     reset(stripe_base)
-    container.settings = replace(container.settings, stripe_api_key=KEY, stripe_api_base=stripe_base)
+    container.settings = container.settings.replace(stripe_api_key=KEY, stripe_api_base=stripe_base)
     return container
 
 

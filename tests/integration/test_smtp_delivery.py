@@ -18,7 +18,7 @@ from services.errors import PermanentError, TransientError
 from services.notifications import compose
 from services.notifications.sender import FileOutboxSender, SmtpSender, build_sender
 from tests.unit.notification_samples import sample_view
-from worker.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

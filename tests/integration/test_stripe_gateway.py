@@ -15,7 +15,7 @@ from services.errors import PermanentError, TransientError
 from services.payments import Authorization, MoneyMovement
 from services.stripe_gateway import StripeGateway
 from tests.peers.localstripe_server import reset, running_localstripe
-from worker.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

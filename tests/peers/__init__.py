@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from services.conferencing.http import RetryPolicy
-from worker.settings import Settings
+from core.settings import Settings
 
 # Retries as in production, but in milliseconds: the tests check the policy, not the clock.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=5.0)

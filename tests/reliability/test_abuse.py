@@ -15,7 +15,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -48,7 +47,7 @@ class InlineBroker:
     def send_task(self, name, args=None, kwargs=None, task_id=None, **_):
         import tasks  # noqa: F401  (registers the tasks)
         from worker.app import app
-        from worker.wiring import set_container
+        from core.wiring import set_container
 
         self.sent.append(name)
         set_container(self.service)  # the task body's container: its follow-ups go to the outbox
@@ -84,10 +83,10 @@ def c(tmp_path, pg_database, stripe_base):
     from models.db import migrate
     from tests.conftest import make_settings
     from tests.support import truncate_all
-    from worker.wiring import build_container, set_container
+    from core.wiring import build_container, set_container
 
     reset(stripe_base)
-    settings = replace(make_settings(tmp_path, pg_database.url), secret_key=SECRET_KEY, stripe_api_key=STRIPE_KEY,
+    settings = make_settings(tmp_path, pg_database.url).replace(secret_key=SECRET_KEY, stripe_api_key=STRIPE_KEY,
                        stripe_api_base=stripe_base)
     clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
     container = build_container(settings, clock=clock)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -92,13 +91,13 @@ def rig(tmp_path, stripe_base, zoom):
     paid Zoom sessions configured."""
     from tests.conftest import make_settings
     from models.db import migrate
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     reset(stripe_base)
     with StripeProxy(stripe_base) as proxy:
         base = make_settings(tmp_path, f"sqlite:///{tmp_path / 'var' / 'matrix.db'}")
-        settings = replace(zoom.settings(**{k: getattr(base, k) for k in (
-            "var_dir", "database_url", "broker_url", "secret_key", "public_base_url")}),
+        settings = zoom.settings(**{k: getattr(base, k) for k in (
+            "var_dir", "database_url", "broker_url", "secret_key", "public_base_url")}).replace(
             stripe_api_key=STRIPE_KEY, stripe_api_base=proxy.url, http_timeout_seconds=0.5,
             extra={"http_retry": {"attempts": 2, "base_delay": 0.01, "max_delay": 0.02}})
         clock = LiveClock()
@@ -117,7 +116,7 @@ def request(c, payment_method: str = "pm_card_visa", days: int = 3, hhmm: str = 
 
 def check(c) -> list[str]:
     """The invariants, with Stripe's view from localstripe itself (not through the proxy)."""
-    clean = replace(c.settings, stripe_api_base=c.stripe_base)
+    clean = c.settings.replace(stripe_api_base=c.stripe_base)
     view = type("View", (), {"session_factory": c.session_factory, "settings": clean})()
     return check_invariants(view, stripe=c.stripe_base, provider_peer=c.zoom)
 
@@ -390,9 +389,9 @@ class WorkerRig:
 
     def __init__(self, tmp, postgres_db, stripe_base):
         from tests.integration.conftest import base_env
-        from worker.app import make_celery
-        from worker.settings import Settings
-        from worker.wiring import build_container
+        from worker.app import make_app
+        from core.settings import Settings
+        from core.wiring import build_container
 
         self.tmp, self.stripe_base = tmp, stripe_base
         self.proxy = StripeProxy(stripe_base).__enter__()
@@ -414,7 +413,7 @@ class WorkerRig:
                             secret_key=self.env["SECRET_KEY"], public_base_url=self.env["PUBLIC_BASE_URL"],
                             stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
         self.c = build_container(settings)
-        self.app = make_celery(settings)
+        self.app = make_app(settings)
         self.workers = 0
         self.worker = None
         self.restarted = 0  # workers that exited by themselves and were started again

@@ -66,7 +66,7 @@ def new_world(tmp, name: str, postgres: bool = False):
     from tests.conftest import make_settings
     from tests.servers import ensure_postgres
     from tests.support import PostgresDatabase
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
     pg = None
@@ -119,7 +119,7 @@ def sqlite_world(tmp_path_factory):
 
 def invoke(c, argv: list[str], stdin: str | None = None):
     """`sessionpack ARGV` through click's CliRunner, with `c` as the CLI's container."""
-    import worker.wiring as wiring
+    import core.wiring as wiring
     from worker.cli import main
 
     previous = wiring._container

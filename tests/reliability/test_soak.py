@@ -10,7 +10,6 @@ import functools
 import random
 import time
 from collections import Counter
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -128,7 +127,7 @@ def test_soak_300_bookings_with_random_faults(tmp_path, stripe_base, results):
     agree on the faults of every call they both make, not necessarily on every call."""
     from models.db import migrate
     from tests.conftest import make_settings
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     started = time.monotonic()
     rng = random.Random(SEED)
@@ -136,8 +135,8 @@ def test_soak_300_bookings_with_random_faults(tmp_path, stripe_base, results):
     clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
     with ZoomPeer() as zoom:
         settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'var' / 'soak.db'}")
-        settings = replace(zoom.settings(**{k: getattr(settings, k) for k in (
-            "var_dir", "database_url", "broker_url", "secret_key", "public_base_url")}),
+        settings = zoom.settings(**{k: getattr(settings, k) for k in (
+            "var_dir", "database_url", "broker_url", "secret_key", "public_base_url")}).replace(
             stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base,
             extra={"http_retry": {"attempts": 2, "base_delay": 0.001, "max_delay": 0.002}})
         c = build_container(settings, clock=clock)

@@ -51,11 +51,11 @@ def test_the_bound_runs_from_the_first_failure():
 def test_beat_runs_the_sweep_every_base_wait():
     import tasks  # noqa: F401  (registers the tasks)
     from worker.app import app
-    from worker.settings import Settings
+    from core.settings import Settings
 
     entry = app.conf.beat_schedule["resync-calendars"]
     assert entry["task"] == "sessionpack.resync_calendars" and entry["task"] in app.tasks
-    assert entry["schedule"] == Settings.calendar_resync_seconds == 900
+    assert entry["schedule"] == Settings.model_fields["calendar_resync_seconds"].default == 900
 
 
 def test_a_failure_the_task_will_retry_is_left_to_its_retry_chain_for_its_longest_wait():

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from services.conferencing import BuiltinProvider, MeetingRequest
 from services.conferencing.http import session_tag, tagged_agenda, tagged_sessions
-from worker.settings import Settings
+from core.settings import Settings
 
 REQUEST = MeetingRequest("ss_abc234", "Coaching, session 1 of 3", datetime(2026, 12, 7, 14, 0, tzinfo=timezone.utc),
                          60, "America/New_York")
@@ -28,9 +28,13 @@ def test_the_builtin_provider_has_nothing_to_sweep():
 
 def test_grace_and_window_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SESSIONPACK_VAR_DIR", str(tmp_path))
-    defaults = Settings.from_env({})
+    monkeypatch.delenv("MEETING_SWEEP_GRACE_SECONDS", raising=False)
+    monkeypatch.delenv("MEETING_SWEEP_WINDOW_HOURS", raising=False)
+    defaults = Settings()
     assert (defaults.meeting_sweep_grace_seconds, defaults.meeting_sweep_window_hours) == (600.0, 24.0)
-    tuned = Settings.from_env({"MEETING_SWEEP_GRACE_SECONDS": "900", "MEETING_SWEEP_WINDOW_HOURS": "6"})
+    monkeypatch.setenv("MEETING_SWEEP_GRACE_SECONDS", "900")
+    monkeypatch.setenv("MEETING_SWEEP_WINDOW_HOURS", "6")
+    tuned = Settings()
     assert (tuned.meeting_sweep_grace_seconds, tuned.meeting_sweep_window_hours) == (900.0, 6.0)
 
 

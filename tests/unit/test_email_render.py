@@ -13,7 +13,7 @@ from services.errors import InvalidInput
 from services.notifications import compose
 from services.notifications.render import environment, one_line, policy_lines, render_email, safe_url
 from services.notifications.sender import build_email
-from worker.settings import TEMPLATES_DIR
+from core.paths import TEMPLATES_DIR
 
 FROM = "sessionpack <no-reply@sessionpack.local>"
 HEADERS = {"From", "To", "Reply-To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Sessionpack-Kind",

@@ -1,7 +1,10 @@
 """The one wiring function: settings -> engine -> services. Nothing connects at import time.
 
-`get_container()` builds the process-wide container on first use (the CLI and each worker
-process call it lazily); tests call `build_container(settings)` to get their own.
+`get_container()` builds the process-wide container on first use (the CLI, the web process and
+each worker process call it lazily); tests call `build_container(settings)` to get their own.
+The container sends tasks through the Celery app that the process registered with
+`use_celery_app` (importing `worker.app` registers the worker's app), so this module never
+imports a process package.
 """
 from __future__ import annotations
 
@@ -127,7 +130,7 @@ def prune_dispatched_tasks(container: "Container", older_than_hours: float = 24.
 
 
 def build_container(settings: Settings | None = None, **overrides) -> Container:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     if "busy_source" not in overrides:
         # Owners' calendars count as busy time; owners without one cost no I/O.
         from services.calendar import build_busy_source
@@ -137,7 +140,18 @@ def build_container(settings: Settings | None = None, **overrides) -> Container:
 
 
 _container: Container | None = None
+_celery_app_factory: Callable[[], object] | None = None
 _lock = threading.Lock()
+
+
+def use_celery_app(factory: Callable[[], object] | None) -> None:
+    """Name the Celery app (a function returning it) that `get_container()` sends tasks with.
+
+    `worker.app` registers the worker's app when imported; a process that enqueues work (the
+    CLI, the web process) imports it before its first `get_container()`."""
+    global _celery_app_factory
+    with _lock:
+        _celery_app_factory = factory
 
 
 def get_container() -> Container:
@@ -145,8 +159,9 @@ def get_container() -> Container:
     global _container
     with _lock:
         if _container is None:
-            from .app import app
-
+            app = _celery_app_factory() if _celery_app_factory is not None else None
+            if app is None:
+                log.warning("no Celery app registered: tasks stay in the outbox until a sweep sends them")
             _container = build_container(celery_app=app)
         return _container
 
