@@ -107,8 +107,8 @@ def main(argv=None) -> None:
     from services.console.accounts import OwnerIdentity
     from services.console.stream import StreamFilters, read_stream, stream_query
     from tests.support import PostgresDatabase
-    from worker.settings import Settings
-    from worker.wiring import build_container
+    from core.settings import Settings
+    from core.wiring import build_container
 
     pg = PostgresDatabase()
     tmp = Path(tempfile.mkdtemp(prefix="sp-bench-owner-activity-"))
