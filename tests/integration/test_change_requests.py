@@ -33,7 +33,7 @@ def run_public(c, name: str, kwargs: dict, task_id: str | None = None) -> dict:
     """The public task's Celery body, in this process, on this container."""
     import tasks  # noqa: F401
     from worker.app import app
-    from worker.wiring import set_container
+    from core.wiring import set_container
 
     set_container(c)
     try:
