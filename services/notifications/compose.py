@@ -288,3 +288,10 @@ def request_withdrawn(view: BookingView, reason: str | None, *, by_admin: bool =
     return [_compose(f"request_withdrawn_{a}", view, a, ("withdrawn",), sessions=list(view.sessions),
                      reason=_reason(reason), by_admin=by_admin)
             for a in AUDIENCES]
+
+
+def payment_alert(view: BookingView, what: str, ref: str, *, title: str, text: str) -> list[EmailMessageSpec]:
+    """Stripe told us something about a booking's money the owner must act on (a refund that
+    failed, a dispute): one email to the owner, once per Stripe object."""
+    view = _clean(view)
+    return [_compose("payment_alert_owner", view, "owner", (what, ref), sessions=[], title=title, text=text)]

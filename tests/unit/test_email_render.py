@@ -23,7 +23,7 @@ EMAIL_NAMES = sorted(
     "sessions_cancelled_customer sessions_cancelled_owner session_rescheduled_customer "
     "session_rescheduled_owner refund_issued_customer reminder_customer reminder_owner "
     "approval_requested_customer approval_requested_owner booking_declined_customer "
-    "approval_expired_owner request_withdrawn_customer request_withdrawn_owner reschedule_failed_customer".split()
+    "approval_expired_owner request_withdrawn_customer request_withdrawn_owner reschedule_failed_customer payment_alert_owner".split()
 )
 
 
@@ -51,6 +51,8 @@ def all_specs(view=None) -> list[compose.EmailMessageSpec]:
         *compose.booking_declined(pending, "Fully booked that week"),
         *[e for e in compose.booking_declined(pending, None, expired=True) if e.kind == "approval_expired_owner"],
         *compose.request_withdrawn(replace(pending, status="cancelled"), "Found another time"),
+        *compose.payment_alert(view, "dispute", "dp_1", title="A payment is disputed",
+                               text="Sam Lee disputed 800.00 USD with their bank."),
     ]
 
 
