@@ -22,7 +22,7 @@ from .money import parse_amount
 from .webhooks import check_endpoints
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PROVIDERS = ("zoom", "gotomeeting", "webex", "builtin", "none")
+PROVIDERS = ("zoom", "gotomeeting", "webex", "jitsi", "builtin", "none")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -105,7 +105,9 @@ class Scheduling(_Strict):
 
 
 class Conferencing(_Strict):
-    provider: Literal["zoom", "gotomeeting", "webex", "builtin", "none"] = "none"
+    provider: Literal["zoom", "gotomeeting", "webex", "jitsi", "builtin", "none"] = "none"
+    # Where an in-person session (`none`) takes place, shown on the meeting page.
+    location: str | None = Field(default=None, max_length=500)
 
 
 class Payment(_Strict):
@@ -406,4 +408,6 @@ def _fill_event_type(row, name: str, offering: Offering, payment: Payment | None
         row.currency, row.price_cents = None, None
     row.policies = offering.policies.model_dump()
     row.policies["approval_expiry_hours"] = s.approval_expiry_hours
+    # Shown on the meeting page of an in-person (`none`) session; read live, like opening hours.
+    row.policies["conferencing_location"] = offering.conferencing.location
     row.reminders = [r.model_dump() for r in offering.reminders]

@@ -1,11 +1,36 @@
-"""One session's conferencing details: `/meeting/<info-token>` (a read-only token)."""
+"""One session's conferencing details: `/meeting/<info-token>` (a read-only token: it shows the
+meeting, it never changes anything)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from services.errors import ServiceError
+from services.lifecycle.access import meeting_link
+from services.lifecycle.preview import meeting_view
+from services.notifications.render import provider_name
+
+from .deps import get_container
+from .ratelimit import resolve_token
+from .templating import render
 
 router = APIRouter()
 
 
 @router.get("/meeting/{token}")
-def meeting_page(token: str):
-    raise HTTPException(status_code=404)
+def meeting_page(request: Request, token: str, c=Depends(get_container)):
+    def verify(t: str) -> str | None:
+        with c.session_factory() as db:
+            link = meeting_link(db, c.settings.secret_key, t, c.clock())
+        return link.session_id if link else None
+
+    session_id = resolve_token(request, verify, token)
+    try:
+        page = meeting_view(c, session_id)
+    except ServiceError:
+        raise HTTPException(status_code=404) from None
+    s = page.session
+    return render(request, "meeting.html", {
+        "b": page.booking, "s": s, "over": page.over, "tz": page.booking.customer_timezone,
+        "in_person": page.provider == "none", "location": page.location,
+        "provider": provider_name(s.meeting), "page_title": f"Session {s.number} · meeting details",
+    }, token_page=True)

@@ -1,6 +1,6 @@
 """`sessionpack demo`: the whole life of a session package, end to end, on this machine.
 
-It applies an example configuration (a 3-session package for 150.00 USD with builtin
+It applies an example configuration (a 3-session package for 150.00 USD with Jitsi Meet
 conferencing, 50 % refund on cancellation and a 10 % rescheduling fee, both with 24 hours'
 notice), starts what is missing (localstripe when no STRIPE_API_KEY is set, a Celery worker when
 none takes tasks from the broker), books the package through the queue, cancels one session
@@ -58,7 +58,7 @@ def demo_config() -> dict:
                 "slug": EVENT_TYPE, "name": "Coaching package, 3 sessions", "duration_minutes": 60,
                 "scheduling": {"booking_mode": "automatic", "sessions_per_booking": 3,
                                "min_notice_minutes": 60, "slot_interval_minutes": 60},
-                "conferencing": {"provider": "builtin"},
+                "conferencing": {"provider": "jitsi"},
                 "payment": {"price": "150.00", "currency": "USD"},
                 "policies": {"cancel": {"allowed": True, "min_notice_hours": 24, "refund_percent": 50},
                              "reschedule": {"allowed": True, "min_notice_hours": 24, "fee_percent": 10}},
@@ -362,7 +362,7 @@ def _configure(env: dict, state_dir: Path, say: Say) -> None:
     config_path = state_dir / "config.json"
     config_path.write_text(json.dumps(demo_config(), indent=2))
     say(f"[2/6] configuration: sessionpack config apply {config_path}\n"
-        f"      page {PAGE}/{EVENT_TYPE}: 3 sessions of 60 min for 150.00 USD, builtin conferencing,\n"
+        f"      page {PAGE}/{EVENT_TYPE}: 3 sessions of 60 min for 150.00 USD, Jitsi Meet rooms,\n"
         "      cancel: 50 % refund with 24 h notice; reschedule: 10 % fee with 24 h notice")
     run_cli(env, "config", "apply", str(config_path))
 

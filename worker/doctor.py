@@ -164,7 +164,7 @@ def stripe(c) -> tuple[bool, str]:
 def conferencing_provider(provider) -> Callable[[], tuple[bool, str]]:
     def check() -> tuple[bool, str]:
         provider.check()
-        return True, "no API to call (unique room links)" if provider.name == "builtin" else "credentials work"
+        return True, "no API to call (unique room links)" if not provider.remote else "credentials work"
 
     return check
 

@@ -330,4 +330,31 @@ def change_summary(c, booking_id: str, change_id: str) -> ChangeSummary:
 
 
 __all__ = ["ChangeSummary", "ManageView", "Refusal", "SessionChoice", "TimesPage", "cancel_refund", "change_summary",
-           "manage_object", "manage_view", "reschedule_times"]
+           "manage_object", "manage_view", "MeetingPage", "meeting_view", "reschedule_times"]
+
+
+@dataclass(frozen=True)
+class MeetingPage:
+    """`/meeting/<info-token>`: one session's meeting as its customer sees it."""
+
+    booking: BookingView
+    session: Any  # SessionView
+    provider: str  # the booking's conferencing provider (`none`: in person)
+    location: str | None  # where an in-person session takes place
+    over: bool
+
+
+def meeting_view(c, session_id: str) -> MeetingPage:
+    from models import EventType
+
+    with c.session_factory() as db:
+        session = db.get(Session, session_id)
+        if session is None:
+            raise NotFound("unknown_session", f"session {session_id!r} does not exist")
+        booking = session.booking
+        view = booking_view(db, booking, c.settings)
+        et = db.get(EventType, booking.event_type_id) if booking.event_type_id else None
+        location = (et.policies or {}).get("conferencing_location") if et is not None else None
+        provider = (booking.terms or {}).get("conferencing_provider", "none")
+    sv = next(s for s in view.sessions if s.id == session_id)
+    return MeetingPage(booking=view, session=sv, provider=provider, location=location, over=sv.end <= c.clock())

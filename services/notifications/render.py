@@ -22,7 +22,8 @@ from .views import BookingView, MeetingView, SessionView
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-PROVIDER_NAMES = {"zoom": "Zoom", "gotomeeting": "GoToMeeting", "webex": "Webex", "builtin": "Video call"}
+PROVIDER_NAMES = {"zoom": "Zoom", "gotomeeting": "GoToMeeting", "webex": "Webex", "jitsi": "Jitsi Meet",
+                  "builtin": "Video call"}
 
 # C0/C1 controls and the Unicode line/paragraph separators: anything a mail client or a header
 # parser could take as a line break.

@@ -11,7 +11,7 @@ from tests.peers import base_settings
 
 def test_no_credentials_no_api_providers():
     assert api_providers(base_settings()) == {}
-    assert set(build_providers(base_settings())) == {"builtin"}
+    assert set(build_providers(base_settings())) == {"builtin", "jitsi"}  # no API, no credentials
 
 
 def test_zoom_needs_all_three_credentials():
@@ -22,7 +22,7 @@ def test_every_configured_provider_is_built_under_its_contract_name():
     settings = base_settings(zoom_account_id="a", zoom_client_id="b", zoom_client_secret="c",
                              webex_token="w", goto_token="g")
     providers = build_providers(settings)
-    assert set(providers) == {"builtin", "zoom", "webex", "gotomeeting"}
+    assert set(providers) == {"builtin", "jitsi", "zoom", "webex", "gotomeeting"}
     assert isinstance(providers["zoom"], ZoomProvider)
     assert isinstance(providers["webex"], WebexProvider)
     assert isinstance(providers["gotomeeting"], GoToMeetingProvider)
