@@ -24,7 +24,7 @@ from services.tokens import make_manage_token
 
 from .csrf import csrf_form
 from .deps import get_container
-from .ratelimit import resolve_token
+from .ratelimit import open_link
 from .templating import render
 
 router = APIRouter()
@@ -52,12 +52,7 @@ def _zone(requested: str | None, view: ManageView) -> str:
 
 def _load(request: Request, token: str, c) -> tuple[str, ManageView]:
     """The token's session id and its package's view; 404 for an unknown token (rate limited)."""
-    def verify(t: str) -> str | None:
-        with c.session_factory() as db:
-            link = manage_link(db, c.settings.secret_key, t, c.clock())
-        return link.session_id if link else None
-
-    session_id = resolve_token(request, verify, token)
+    session_id = open_link(request, c, token, manage_link)
     try:
         return session_id, manage_view(c, session_id)
     except ServiceError:

@@ -10,7 +10,7 @@ from services.lifecycle.preview import meeting_view
 from services.notifications.render import provider_name
 
 from .deps import get_container
-from .ratelimit import resolve_token
+from .ratelimit import open_link
 from .templating import render
 
 router = APIRouter()
@@ -18,12 +18,7 @@ router = APIRouter()
 
 @router.get("/meeting/{token}")
 def meeting_page(request: Request, token: str, c=Depends(get_container)):
-    def verify(t: str) -> str | None:
-        with c.session_factory() as db:
-            link = meeting_link(db, c.settings.secret_key, t, c.clock())
-        return link.session_id if link else None
-
-    session_id = resolve_token(request, verify, token)
+    session_id = open_link(request, c, token, meeting_link)
     try:
         page = meeting_view(c, session_id)
     except ServiceError:

@@ -61,3 +61,14 @@ def resolve_token(request: Request, verify, token: str):
         limiter.record_unknown(address)
         raise HTTPException(status_code=404, detail="unknown token")
     return found
+
+
+def open_link(request: Request, c, token: str, link_of) -> str:
+    """The session id a customer link opens (`link_of(db, secret_key, token, now)` is
+    `access.manage_link` or `access.meeting_link`), under the unknown-token limit: 404 or 429."""
+    def verify(t: str) -> str | None:
+        with c.session_factory() as db:
+            link = link_of(db, c.settings.secret_key, t, c.clock())
+        return link.session_id if link else None
+
+    return resolve_token(request, verify, token)

@@ -101,6 +101,13 @@ class ManageView:
         return [s for s in self.sessions if s.can_reschedule]
 
 
+def _session(db, session_id: str) -> Session:
+    session = db.get(Session, session_id)
+    if session is None:
+        raise NotFound("unknown_session", f"session {session_id!r} does not exist")
+    return session
+
+
 def _hours(hours: float) -> str:
     if hours >= 1 and float(hours).is_integer():
         return f"{int(hours)} hour" + ("" if hours == 1 else "s")
@@ -146,9 +153,7 @@ def manage_view(c, session_id: str) -> ManageView:
     """
     now = c.clock()
     with c.session_factory() as db:
-        session = db.get(Session, session_id)
-        if session is None:
-            raise NotFound("unknown_session", f"session {session_id!r} does not exist")
+        session = _session(db, session_id)
         booking = session.booking
         view = booking_view(db, booking, c.settings)
         refundable = money_position(db, booking.id).refundable
@@ -237,9 +242,7 @@ def reschedule_times(c, session_id: str, tz: str, from_day: date | None = None,
     start = datetime.combine(first, time(), zone)
     end = datetime.combine(last + timedelta(days=1), time(), zone)
     with c.session_factory() as db:
-        session = db.get(Session, session_id)
-        if session is None:
-            raise NotFound("unknown_session", f"session {session_id!r} does not exist")
+        session = _session(db, session_id)
         rules, owner = booking_rules(db, session.booking)
         busy = owner_busy(db, owner, start - timedelta(days=1), end + timedelta(days=1), extra=c.busy_source,
                           exclude_session_ids=[session.id])
@@ -329,8 +332,6 @@ def change_summary(c, booking_id: str, change_id: str) -> ChangeSummary:
                          fee_refunded=state == "refused" and moved["fee"] > 0)
 
 
-__all__ = ["ChangeSummary", "ManageView", "Refusal", "SessionChoice", "TimesPage", "cancel_refund", "change_summary",
-           "manage_object", "manage_view", "MeetingPage", "meeting_view", "reschedule_times"]
 
 
 @dataclass(frozen=True)
@@ -348,9 +349,7 @@ def meeting_view(c, session_id: str) -> MeetingPage:
     from models import EventType
 
     with c.session_factory() as db:
-        session = db.get(Session, session_id)
-        if session is None:
-            raise NotFound("unknown_session", f"session {session_id!r} does not exist")
+        session = _session(db, session_id)
         booking = session.booking
         view = booking_view(db, booking, c.settings)
         et = db.get(EventType, booking.event_type_id) if booking.event_type_id else None
@@ -358,3 +357,7 @@ def meeting_view(c, session_id: str) -> MeetingPage:
         provider = (booking.terms or {}).get("conferencing_provider", "none")
     sv = next(s for s in view.sessions if s.id == session_id)
     return MeetingPage(booking=view, session=sv, provider=provider, location=location, over=sv.end <= c.clock())
+
+
+__all__ = ["ChangeSummary", "ManageView", "Refusal", "SessionChoice", "TimesPage", "cancel_refund", "change_summary",
+           "manage_object", "manage_view", "MeetingPage", "meeting_view", "reschedule_times"]
