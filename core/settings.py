@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     smtp_from: str = "sessionpack <no-reply@sessionpack.example.com>"
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    # The signing secret of the Stripe endpoint POST /webhooks/stripe (whsec_...); unset: 503.
+    stripe_webhook_secret: str | None = None
     zoom_account_id: str | None = None
     zoom_client_id: str | None = None
     zoom_client_secret: str | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -28,16 +27,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def webhook_secret(container) -> str | None:
-    """STRIPE_WEBHOOK_SECRET, from settings when they carry it, else from the environment."""
-    return getattr(container.settings, "stripe_webhook_secret", None) or os.environ.get("STRIPE_WEBHOOK_SECRET") or None
-
-
 @router.post("/webhooks/stripe", include_in_schema=False)
 async def stripe_webhook(request: Request, c=Depends(get_container)):
     import stripe
 
-    secret = webhook_secret(c)
+    secret = c.settings.stripe_webhook_secret
     if not secret:
         return _error(503, "stripe_webhooks_not_configured",
                       "STRIPE_WEBHOOK_SECRET is not set; Stripe will retry the event once it is")

@@ -95,7 +95,7 @@ def _url_password(url: str | None) -> str | None:
 def settings_secrets(settings) -> list[str]:
     """Every secret value the settings hold."""
     return [v for v in (
-        settings.secret_key, settings.stripe_api_key, settings.zoom_client_secret,
+        settings.secret_key, settings.stripe_api_key, settings.stripe_webhook_secret, settings.zoom_client_secret,
         settings.webex_token, settings.goto_token, _url_password(settings.smtp_url),
         _url_password(settings.database_url), _url_password(settings.broker_url),
     ) if v]

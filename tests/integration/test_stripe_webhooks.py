@@ -11,7 +11,6 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -40,10 +39,10 @@ def stripe_base():
 
 
 @pytest.fixture
-def paid(container, stripe_base, monkeypatch):
+def paid(container, stripe_base):
     reset(stripe_base)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WHSEC)
-    container.settings = replace(container.settings, stripe_api_key=KEY, stripe_api_base=stripe_base)
+    container.settings = container.settings.replace(stripe_api_key=KEY, stripe_api_base=stripe_base,
+                                                    stripe_webhook_secret=WHSEC)
     container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     return container
 
@@ -206,7 +205,7 @@ def test_forged_signature_gets_400_and_changes_nothing(paid, client, clock, stri
         assert db.query(StripeEvent).count() == 0
 
 
-def test_without_a_secret_the_endpoint_answers_503(paid, client, monkeypatch):
-    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET")
+def test_without_a_secret_the_endpoint_answers_503(paid, client):
+    paid.settings = paid.settings.replace(stripe_webhook_secret=None)
     r = post(client, event("charge.refunded", {"id": "ch_1"}))
     assert r.status_code == 503 and r.json()["error"]["code"] == "stripe_webhooks_not_configured"
