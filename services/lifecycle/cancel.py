@@ -53,7 +53,8 @@ def session_label(session: Session) -> str:
 def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None, admin: bool,
                 refund: bool, reason: str | None = None) -> CancelPlan:
     """Authorize, apply the policy (the customer's window; the admin has none) and work out the
-    refunds: the policy's percent of each session's relative cost, within what is refundable."""
+    refunds: the policy's percent of the sessions' relative costs, rounded cumulatively over the
+    package (`policy.refund_amounts`), within what is refundable."""
     booking, sessions = load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, action="cancel",
                                         now=c.clock(), allow_request=True)
     if booking.status == "awaiting_approval":
@@ -69,7 +70,8 @@ def plan_cancel(db, c, session_ids: Sequence[str], tokens: Sequence[str] | None,
         for s in sessions:
             policy.check_window("cancel", allowed=terms.cancel_allowed, min_notice_hours=terms.cancel_min_notice_hours,
                                 start=s.start_at, now=c.clock(), session_label=session_label(s))
-    wanted = policy.refund_amounts([s.relative_cost_cents for s in sessions], terms.refund_percent) if refund else []
+    wanted = policy.refund_amounts([s.relative_cost_cents for s in sessions], terms.refund_percent,
+                                   cancelled_before=policy.cancelled_cost(booking.sessions)) if refund else []
     refunds = policy.cap_amounts(wanted, money_position(db, booking.id).refundable) if wanted else [0] * len(sessions)
     return CancelPlan(booking, sessions, refunds)
 

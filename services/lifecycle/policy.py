@@ -7,7 +7,7 @@ the tasks that apply the change.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ..availability import to_utc_iso
 from ..errors import OperationFailed
@@ -45,9 +45,28 @@ def check_window(action: str, *, allowed: bool, min_notice_hours: float, start: 
         )
 
 
-def refund_amounts(costs: Sequence[int], refund_percent: float) -> list[int]:
-    """Each cancelled session's refund: `refund_percent` of its own relative cost."""
-    return [percent_of(cost, refund_percent) for cost in costs]
+def cumulative_shares(before: int, costs: Sequence[int], percent: float) -> list[int]:
+    """`percent` of each of `costs`, rounded on the running total so that rounding happens once
+    over a whole package: after earlier parts worth `before` (whose shares were computed the
+    same way), the k-th share is round(percent * (before + costs[:k+1])) minus what the shares
+    up to it already came to. However a package is split into steps, the shares add up to
+    round(percent * total): $100 in three sessions at 50 % gives 16.67 + 16.67 + 16.66 = 50.00,
+    never 50.01. Each share is within a cent of `percent` of its own cost, and never negative."""
+    given = percent_of(before, percent)
+    running, shares = before, []
+    for cost in costs:
+        running += cost
+        total = percent_of(running, percent)
+        shares.append(total - given)
+        given = total
+    return shares
+
+
+def refund_amounts(costs: Sequence[int], refund_percent: float, cancelled_before: int = 0) -> list[int]:
+    """Each cancelled session's refund, in the order given: `refund_percent` of the package's
+    cancelled relative cost, rounded cumulatively (`cumulative_shares`). `cancelled_before` is
+    the relative cost of the package's sessions cancelled earlier (`cancelled_cost`)."""
+    return cumulative_shares(cancelled_before, costs, refund_percent)
 
 
 def cap_amounts(amounts: Sequence[int], limit: int) -> list[int]:
@@ -64,9 +83,17 @@ def cap_amounts(amounts: Sequence[int], limit: int) -> list[int]:
     return capped
 
 
-def reschedule_fee(relative_cost: int, fee_percent: float) -> int:
-    """The fee for moving one session: `fee_percent` of its relative cost."""
-    return percent_of(relative_cost, fee_percent)
+def reschedule_fee(relative_cost: int, fee_percent: float, moved_before: int = 0) -> int:
+    """The fee for moving one session: `fee_percent` of its relative cost, rounded cumulatively
+    over the package's customer moves (`moved_before`: the relative costs of the sessions the
+    customer moved earlier, one per move; `moved_cost`), so fees too are rounded once."""
+    return cumulative_shares(moved_before, [relative_cost], fee_percent)[0]
+
+
+def cancelled_cost(sessions: Iterable) -> int:
+    """The relative cost of a package's sessions already cancelled: what earlier refunds were
+    computed on (their refund shares were `refund_amounts` of it)."""
+    return sum(s.relative_cost_cents for s in sessions if s.status == "cancelled")
 
 
 def refundable(captured: int, fees: int, refunded: int, pending_refunds: int) -> int:

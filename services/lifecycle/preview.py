@@ -29,7 +29,7 @@ from ..notifications.views import BookingView, MeetingView, PolicyView
 from ..scheduling import owner_busy
 from . import policy
 from .ledger import money_position
-from .reschedule import booking_rules
+from .reschedule import booking_rules, moved_cost
 
 # How far ahead the reschedule page offers times, and how many days one page of times covers.
 RESCHEDULE_HORIZON_DAYS = 180
@@ -83,6 +83,7 @@ class ManageView:
     refundable_cents: int
     reason_required: bool
     now: datetime
+    cancelled_cost_cents: int = 0  # relative cost of the sessions cancelled so far (cumulative refunds)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -147,7 +148,8 @@ def _refusal(action: str, booking: Booking, session: Session, terms: PolicyView,
 def manage_view(c, session_id: str) -> ManageView:
     """The package of `session_id` (already authorized by its token) as its customer sees it now.
 
-    Refunds are the policy's percent of each session's relative cost, capped (first sessions
+    Refunds are the policy's percent of each session's relative cost (rounded cumulatively over
+    the package, as the cancellation will round it), capped (first sessions
     first, as a cancellation of several would be) by what is still refundable. Raises NotFound
     when the session does not exist.
     """
@@ -160,6 +162,7 @@ def manage_view(c, session_id: str) -> ManageView:
         terms = view.policies
         cancel_terms = (booking.terms or {}).get("policies", {}).get("cancel", {})
         by_id = {s.id: s for s in booking.sessions}
+        cancelled_before, moved_before = policy.cancelled_cost(booking.sessions), moved_cost(db, booking)
         choices = []
         for sv in sorted(view.sessions, key=lambda s: s.number):
             row = by_id[sv.id]
@@ -167,9 +170,10 @@ def manage_view(c, session_id: str) -> ManageView:
             move_no = _refusal("reschedule", booking, row, terms, now, view.owner_name)
             refund = None
             if cancel_no is None:
-                wanted = policy.refund_amounts([row.relative_cost_cents], terms.refund_percent)
+                wanted = policy.refund_amounts([row.relative_cost_cents], terms.refund_percent, cancelled_before)
                 refund = policy.cap_amounts(wanted, refundable)[0]
-            fee = None if move_no is not None else policy.reschedule_fee(row.relative_cost_cents, terms.fee_percent)
+            fee = None if move_no is not None else policy.reschedule_fee(row.relative_cost_cents, terms.fee_percent,
+                                                                         moved_before)
             choices.append(SessionChoice(
                 id=sv.id, number=sv.number, status=PUBLIC_SESSION_STATUS.get(sv.status, sv.status),
                 start=sv.start, end=sv.end, relative_cost_cents=sv.relative_cost_cents,
@@ -180,13 +184,14 @@ def manage_view(c, session_id: str) -> ManageView:
             ))
         return ManageView(booking=view, sessions=choices, selected_session_id=session_id,
                           refundable_cents=refundable, reason_required=bool(cancel_terms.get("reason_required")),
-                          now=now)
+                          now=now, cancelled_cost_cents=cancelled_before)
 
 
 def cancel_refund(view: ManageView, session_ids: list[str]) -> int:
     """The refund cancelling these sessions together would give (capped as the worker caps it)."""
     chosen = [s for s in view.sessions if s.id in session_ids]
-    wanted = policy.refund_amounts([s.relative_cost_cents for s in chosen], view.policies.refund_percent)
+    wanted = policy.refund_amounts([s.relative_cost_cents for s in chosen], view.policies.refund_percent,
+                                   view.cancelled_cost_cents)
     return sum(policy.cap_amounts(wanted, view.refundable_cents))
 
 

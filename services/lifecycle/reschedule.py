@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Booking, BookingPage, EventType, Meeting, Owner, Session
+from models import Activity, Booking, BookingPage, EventType, Meeting, Owner, Session
 
 from ..availability import Interval, SlotRules, block_of, check_slot, parse_instant, to_utc_iso
 from ..booking.request import slot_taken
@@ -61,6 +61,16 @@ def booking_rules(db, booking: Booking) -> tuple[SlotRules, Owner]:
     return rules, db.get(Owner, booking.owner_id)
 
 
+def moved_cost(db, booking: Booking) -> int:
+    """The relative costs of the sessions the customer moved so far, one per move: what the
+    earlier reschedule fees were computed on (`policy.reschedule_fee`)."""
+    costs = {s.id: s.relative_cost_cents for s in booking.sessions}
+    moved = db.execute(select(Activity.session_id).where(
+        Activity.booking_id == booking.id, Activity.action == "session.rescheduled",
+        Activity.actor == actor_of(False))).scalars()
+    return sum(costs.get(session_id, 0) for session_id in moved)
+
+
 def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | None, admin: bool, *,
                     window: bool = True) -> ReschedulePlan:
     """Authorize, check the customer's window on the session's current start (`window`), and the
@@ -85,7 +95,8 @@ def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | Non
     event_type = db.get(EventType, booking.event_type_id) if booking.event_type_id else None
     if event_type is not None:
         check_limits(db, event_type, owner.timezone, new_start, exclude_session_ids=[session.id], action="moved there")
-    fee = 0 if admin else policy.reschedule_fee(session.relative_cost_cents, terms.fee_percent)
+    fee = 0 if admin else policy.reschedule_fee(session.relative_cost_cents, terms.fee_percent,
+                                                moved_before=moved_cost(db, booking))
     return ReschedulePlan(booking, session, new_start, block, fee)
 
 

@@ -53,9 +53,11 @@ def test_the_worked_examples():
     assert allocate(80000, 10) == [8000] * 10
 
 
-def test_refunds_round_half_up_per_session():
-    assert policy.refund_amounts([3334, 3333, 3333], 50) == [1667, 1667, 1667]
-    assert policy.refund_amounts([1, 1], 50) == [1, 1]
+def test_refunds_round_half_up_once_over_the_package():
+    # per session 16.67 + 16.665 + 16.665 would round to 50.01; on the running total, 50.00
+    assert policy.refund_amounts([3334, 3333, 3333], 50) == [1667, 1667, 1666]
+    assert policy.refund_amounts([1, 1], 50) == [1, 0]
+    assert policy.refund_amounts([1], 50, cancelled_before=1) == [0]
     assert policy.refund_amounts([999], 0) == [0]
 
 
