@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     secret_key: str | None = None
     public_base_url: str = "http://localhost:8000"
+    # The port the `web` process listens on (the Procfile's `--port ${PORT:-8000}` reads the same).
+    port: int = 8000
+    # Jitsi Meet rooms (`conferencing.provider: jitsi`) live on this server; no account needed.
+    jitsi_base_url: str = "https://meet.jit.si"
     smtp_url: str | None = None
     smtp_from: str = "sessionpack <no-reply@sessionpack.example.com>"
     stripe_api_key: str | None = None
@@ -89,7 +93,7 @@ class Settings(BaseSettings):
                                    file_secret_settings):
         return (init_settings, _EnvWithoutExtra(settings_cls))
 
-    @field_validator("public_base_url", "zoom_api_base", "webex_api_base", "goto_api_base")
+    @field_validator("public_base_url", "zoom_api_base", "webex_api_base", "goto_api_base", "jitsi_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")

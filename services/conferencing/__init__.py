@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import ConferencingProvider, MeetingDetails, MeetingRequest
 from .builtin import BuiltinProvider
-from .jitsi import DEFAULT_JITSI_BASE_URL, JitsiProvider
+from .jitsi import JitsiProvider
 
 __all__ = ["BuiltinProvider", "ConferencingProvider", "JitsiProvider", "MeetingDetails", "MeetingRequest",
            "build_providers"]
@@ -13,8 +13,7 @@ def build_providers(settings) -> dict[str, ConferencingProvider]:
     """Every provider that can run with these settings, by name. Unconfigured ones are absent."""
     providers: dict[str, ConferencingProvider] = {
         "builtin": BuiltinProvider(settings.public_base_url, settings.secret_key),
-        "jitsi": JitsiProvider(getattr(settings, "jitsi_base_url", None) or DEFAULT_JITSI_BASE_URL,
-                               settings.secret_key),
+        "jitsi": JitsiProvider(settings.jitsi_base_url, settings.secret_key),
     }
     try:  # the API adapters live in their own modules
         from .registry import api_providers
