@@ -58,8 +58,29 @@ def web(container):
     from services import lifecycle
 
     container.__dict__["payments"] = MemoryGateway()
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
+    handlers = dict(lifecycle.TASK_HANDLERS)
+    for name in PUBLIC_TASKS:  # the public tasks' real Celery bodies, with their grants checked
+        handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
+    container.test_task_handlers = handlers
     return container
+
+
+PUBLIC_TASKS = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session")
+
+
+def run_public(c, name: str, kwargs: dict) -> dict:
+    """A public task's Celery body, in this process, on this container."""
+    import uuid
+
+    import tasks  # noqa: F401  (registers the tasks)
+    from core.wiring import set_container
+    from worker.app import app
+
+    set_container(c)
+    try:
+        return app.tasks[name].apply(kwargs=kwargs, task_id=uuid.uuid4().hex, throw=True).get()
+    finally:
+        set_container(None)
 
 
 def book_package(c, n: int = 3, price: str | None = "150.00", *, days: int = 3, hhmm: str = "10:00",
@@ -86,4 +107,10 @@ def token_of(c, session: dict) -> str:
 
 @pytest.fixture
 def client(web):
-    return TestClient(create_app(web))
+    return TestClient(create_app(web), follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

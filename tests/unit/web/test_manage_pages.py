@@ -151,3 +151,70 @@ def test_a_reason_required_by_the_policy_is_marked_and_enforced(web, client):
         lifecycle.cancel_sessions(web, [first["id"]], tokens=[token_of(web, first)], reason="  ",
                                   change_key=uuid.uuid4().hex)
     assert refused.value.code == "reason_required"
+
+
+def test_cancel_one_session_from_the_page_then_the_confirmation_shows_the_refund(web, client):
+    from tests.support import drain
+    from tests.unit.web.conftest import csrf_of
+
+    shown = book_package(web)
+    second = shown["sessions"][1]
+    token = token_of(web, second)
+    html = page(client, token, tab="cancel")
+    r = client.post(f"/manage/{token}/cancel", data={"csrf_token": csrf_of(html), "session_ids": second["id"],
+                                                      "reason": "travelling", "tz": "Europe/Berlin"})
+    assert r.status_code == 303, r.text
+    where = r.headers["location"]
+    assert where.startswith(f"/manage/{token}/changes/ch_")
+    # Before the worker ran: "still working on it", with a link to refresh.
+    waiting = client.get(where + "&wait=0")
+    assert "We are still working on it" in waiting.text and "Refresh" in waiting.text
+    drain(web)
+    done = text_of(client.get(where + "&wait=0").text)
+    assert "Your booking was changed" in done and "Session 2 Cancelled" in done
+    assert "Refund $25.00" in done and "Refunded to your card: $25.00" in done
+    after = text_of(page(client, token, tab="keep"))
+    assert "refunded $25.00" in after and after.count("Cancelled") == 1
+
+
+def test_refusals_are_plain_and_change_nothing(web, client, clock):
+    from services.availability import parse_instant
+    from tests.unit.web.conftest import csrf_of
+
+    shown = book_package(web)
+    first = shown["sessions"][0]
+    token = token_of(web, first)
+    html = page(client, token, tab="cancel")
+    clock.now = parse_instant(first["start"]) - timedelta(hours=2)  # the window closed meanwhile
+    r = client.post(f"/manage/{token}/cancel", data={"csrf_token": csrf_of(html), "session_ids": first["id"]})
+    assert r.status_code == 409
+    assert "Nothing was cancelled" in r.text and "less than 24 hours before the session" in text_of(r.text)
+    r = client.post(f"/manage/{token}/cancel", data={"csrf_token": csrf_of(html)})
+    assert r.status_code == 400 and "Tick at least one session" in r.text
+    r = client.post(f"/manage/{token}/cancel", data={"csrf_token": csrf_of(html), "session_ids": "ss_notours"})
+    assert r.status_code == 404
+    assert manage_view(web, first["id"]).sessions[0].status == "confirmed"
+
+
+def test_reschedule_from_the_page_charges_the_fee_and_shows_the_new_time(web, client):
+    from tests.support import drain
+    from tests.unit.web.conftest import csrf_of
+
+    shown = book_package(web)
+    third = shown["sessions"][2]
+    token = token_of(web, third)
+    times = client.get(f"/manage/{token}/times", params={"session": third["id"], "tz": "Europe/Berlin"}).text
+    to = re.findall(r'name="to" value="([^"]+)"', times)[-1]
+    r = client.post(f"/manage/{token}/reschedule", data={"csrf_token": csrf_of(times), "session_id": third["id"],
+                                                          "to": to, "tz": "Europe/Berlin"})
+    assert r.status_code == 303, r.text
+    drain(web)
+    done = text_of(client.get(r.headers["location"] + "&wait=0").text)
+    from services.availability import parse_instant
+    from services.notifications.render import local_datetime
+    assert f"to {local_datetime(parse_instant(to), 'Europe/Berlin')}" in done
+    assert "Fee $5.00" in done and "Charged to your card: $5.00" in done
+    # The same time again: refused in plain words, nothing changed.
+    r = client.post(f"/manage/{token}/reschedule", data={"csrf_token": csrf_of(times), "session_id": third["id"],
+                                                          "to": to})
+    assert r.status_code == 409 and "already starts at that time" in text_of(r.text)
