@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     # The signing secret of the Stripe endpoint POST /webhooks/stripe (whsec_...); unset: 503.
     stripe_webhook_secret: str | None = None
+    # Requests per API key (the `limits` notation), shared by every web process on Redis.
+    api_rate_limit: str = "600/minute"
     zoom_account_id: str | None = None
     zoom_client_id: str | None = None
     zoom_client_secret: str | None = None

@@ -208,17 +208,22 @@ def _known_booking(c, kwargs: dict) -> tuple[str | None, str | None]:
         return (booking_of(db, ids) if ids else None), (ids[0] if len(ids) == 1 else None)
 
 
-def record_refused(c, task_name: str, change_key: str, kwargs: Any, exc: ServiceError) -> None:
-    """`request.refused` in the activity stream (once per change), against the booking if known."""
+def record_refused(c, task_name: str, change_key: str, kwargs: Any, exc: ServiceError, *,
+                   request_id: str | None = None) -> None:
+    """`request.refused` in the activity stream (once per change), against the booking if known.
+    `request_id` is the sender's own id for it when it has one (a booking request's); a
+    `booking_page` named in `kwargs` routes the page's `request.refused` webhooks."""
     from services.lifecycle.changes import record_refusal
 
     kwargs = kwargs if isinstance(kwargs, dict) else {}
+    page = kwargs.get("booking_page")
+    extra = {"booking_page": page} if isinstance(page, str) and 0 < len(page) <= 64 else {}
     try:
         booking_id, session_id = _known_booking(c, kwargs)
     except Exception:  # noqa: BLE001 - a refusal is recorded even when the ids are garbage
         booking_id, session_id = None, None
     record_refusal(c, "request", change_key, exc, booking_id=booking_id, session_id=session_id, actor="system",
-                   task=task_name, request_id=change_key)
+                   task=task_name, request_id=request_id or change_key, **extra)
 
 
 def accept(c, task, args: tuple, kwargs: dict) -> Accepted:
@@ -271,6 +276,28 @@ def _check_booking_label(c, parsed) -> None:
         actual = booking_of(db, parsed.ids)
     if actual is not None and actual != parsed.booking_id:
         raise InvalidInput("invalid_request", "booking_id is not the booking of the named sessions; nothing was changed")
+
+
+def peek_submit(args: tuple, kwargs: dict) -> dict:
+    """What a refused `submit_booking` message says about itself, so its refusal reaches the
+    sender: {"request_id", "booking_page"} read from the request, even when it was sent as a JSON
+    string instead of an object (a frontend's double encoding); {} when there is nothing usable."""
+    import json
+
+    raw = args[0] if len(args) == 1 else kwargs.get("request") if isinstance(kwargs, dict) else None
+    if isinstance(raw, (str, bytes)) and len(raw) <= MAX_REQUEST_BYTES:
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            return {}
+    if not isinstance(raw, dict):
+        return {}
+    found = {}
+    for name, limit in (("request_id", 200), ("booking_page", 64)):
+        value = raw.get(name)
+        if isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value:
+            found[name] = value
+    return found
 
 
 def parse_submit(args: tuple, kwargs: dict) -> Any:

@@ -20,12 +20,14 @@ def submit_booking(self, *args: Any, **kwargs: Any) -> str | dict | None:
     as `invalid_request` and recorded (`request.refused`)."""
     from services.errors import InvalidInput
 
-    from .args import SUBMIT, record_refused
+    from .args import SUBMIT, peek_submit, record_refused
 
     try:
         request = parse_submit(args, kwargs)
     except InvalidInput as exc:
-        record_refused(container(), SUBMIT, self.request.id, {}, exc)
+        said = peek_submit(args, kwargs)
+        record_refused(container(), SUBMIT, self.request.id, {"booking_page": said.get("booking_page")}, exc,
+                       request_id=said.get("request_id"))
         return {"error": exc.as_dict()}
     return retry_transient(self, workflow.submit_booking, container(), request)
 

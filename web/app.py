@@ -23,6 +23,7 @@ ROUTERS: list[str] = [
     "web.manage",
     "web.meeting",
     "web.owner",
+    "web.api",
     "web.webhooks",
 ]
 

@@ -219,3 +219,25 @@ def test_signature_scheme():
     assert not webhooks.verify("s3cret", body + " ", header, now=1700000100)
     assert not webhooks.verify("other", body, header, now=1700000100)
     assert not webhooks.verify("s3cret", body, header, now=1700009999)  # too old
+
+
+def test_a_double_encoded_message_is_refused_to_its_page_with_its_request_id(hooked, clock):
+    """A frontend that sends the request as a JSON string (double encoding) hears why, under its
+    own request_id, instead of waiting forever."""
+    import tasks  # noqa: F401  (registers the tasks)
+    from core.wiring import set_container
+    from worker.app import app
+
+    apply_config(hooked, hooked_config(events=["request.refused"]))
+    request = booking_request(daily_slots(clock() + timedelta(days=3), 1), request_id="web-double-1")
+    set_container(hooked)
+    try:
+        result = app.tasks["sessionpack.submit_booking"].apply(args=(json.dumps(request),), task_id="celery-1").get()
+    finally:
+        set_container(None)
+    assert result["error"]["code"] == "invalid_request"
+    drain(hooked)
+    assert hooked.webhook_post.types() == ["request.refused"]
+    data = hooked.webhook_post.events[0]["data"]
+    assert data["request_id"] == "web-double-1" and data["task"] == "sessionpack.submit_booking"
+    assert data["error"]["code"] == "invalid_request" and data["booking_id"] is None

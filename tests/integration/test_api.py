@@ -1,0 +1,293 @@
+"""The HTTP API `/api/v1` in-process (FastAPI's TestClient on the real app, SQLite and PostgreSQL),
+its queued work run by the tasks' own bodies: keys and their scopes, slots, bookings (validated
+on the spot, idempotent by request_id, 409 on a reused one), the customer's manage view and
+changes by token, admin actions, error objects, body size, rate limits, and the OpenAPI document."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services import apikeys, lifecycle
+from services.devtools.localstripe import reset, running_localstripe
+from services.tokens import make_manage_token
+from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+from web.app import create_app
+
+STRIPE_KEY = "sk_test_sessionpack_api"
+PUBLIC = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
+          "sessionpack.approve_booking", "sessionpack.decline_booking")
+
+
+def run_public(c, name: str, kwargs: dict) -> dict:
+    import tasks  # noqa: F401  (registers the tasks)
+    from core.wiring import set_container
+    from worker.app import app
+
+    set_container(c)
+    try:
+        return app.tasks[name].apply(kwargs=kwargs, task_id=uuid.uuid4().hex, throw=True).get()
+    finally:
+        set_container(None)
+
+
+@pytest.fixture(scope="module")
+def stripe_base():
+    with running_localstripe() as url:
+        yield url
+
+
+@pytest.fixture
+def c(container, stripe_base):
+    reset(stripe_base)
+    container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
+    handlers = dict(lifecycle.TASK_HANDLERS)
+    for name in PUBLIC:
+        handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
+    container.test_task_handlers = handlers
+    return container
+
+
+def make_key(c, name="front", pages=(), admin=False) -> str:
+    with c.uow() as uow:
+        key = apikeys.create_key(uow, name, pages, admin, now=c.clock())["key"]
+        uow.commit()
+    return key
+
+
+@pytest.fixture
+def client(c):
+    return TestClient(create_app(c))
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def configure(c, *, price=None, n=1, manual=False):
+    cfg = package_config(n, price=price)
+    if manual:
+        cfg["booking_pages"][0]["event_types"][0]["scheduling"]["booking_mode"] = "manual"
+    cfg["owners"].append({"id": "lee", "name": "Lee", "email": "lee@example.com", "timezone": "UTC"})
+    other = dict(cfg["booking_pages"][0], slug="other", owner="lee", name="Other page")
+    cfg["booking_pages"].append(other)
+    apply_config(c, cfg)
+
+
+def slot(clock, days=3, hhmm="10:00", n=1):
+    return daily_slots(clock() + timedelta(days=days), n, hhmm)
+
+
+def test_keys_are_required_and_checked(c, client, clock):
+    configure(c)
+    key = make_key(c)
+    url = f"/api/v1/pages/coach/pkg/slots?from={slot(clock)[0][:10]}&to={slot(clock)[0][:10]}"
+    r = client.get(url)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "api_key_required"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert client.get(url, headers=auth("sk_sp_nope")).json()["error"]["code"] == "api_key_invalid"
+    r = client.get(url, headers=auth(key))
+    assert r.status_code == 200 and slot(clock)[0] in r.json()["slots"]
+    with c.uow() as uow:
+        apikeys.revoke_key(uow, "front", now=clock())
+        uow.commit()
+    assert client.get(url, headers=auth(key)).status_code == 401
+    with c.session_factory() as db:
+        listed = apikeys.list_keys(db)
+    assert listed[0]["name"] == "front" and listed[0]["revoked"] and "key" not in listed[0]
+    assert key not in str(listed)
+
+
+def test_slots_errors(c, client, clock):
+    configure(c)
+    key = make_key(c)
+    r = client.get("/api/v1/pages/nope/slots?from=2026-12-01&to=2026-12-02", headers=auth(key))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_booking_page"
+    r = client.get("/api/v1/pages/coach/pkg/slots?from=tomorrow&to=2026-12-02", headers=auth(key))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_date"
+    r = client.get("/api/v1/pages/coach/pkg/slots", headers=auth(key))
+    assert r.status_code == 422
+
+
+def test_book_read_and_idempotency(c, client, db_backend, clock):
+    configure(c)
+    key = make_key(c)
+    req = booking_request(slot(clock), request_id="web-api-1")
+    r = client.post("/api/v1/bookings", json=req, headers=auth(key))
+    assert r.status_code == 202, r.text
+    booking_id = r.json()["booking_id"]
+    assert r.json()["status"] == "pending" and r.headers["location"] == f"/api/v1/bookings/{booking_id}"
+    got = client.get(r.headers["location"], headers=auth(key))
+    assert got.status_code == 200 and got.json()["status"] == "pending"
+
+    again = client.post("/api/v1/bookings", json=req, headers=auth(key))
+    assert again.status_code == 202 and again.json()["booking_id"] == booking_id
+    other = dict(req, customer=dict(req["customer"], name="Someone Else"))
+    r = client.post("/api/v1/bookings", json=other, headers=auth(key))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "request_id_reused"
+
+    drain(c)
+    shown = client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()
+    assert shown["status"] == "confirmed" and shown["request_id"] == "web-api-1"
+    assert client.get("/api/v1/bookings/bk_unknown", headers=auth(key)).status_code == 404
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"slots": ["2020-01-01T10:00:00Z"]}, None),
+    ({"booking_page": "nope"}, "unknown_booking_page"),
+    ({"customer": {"name": "x"}}, None),
+    ({"surprise": 1}, None),
+])
+def test_invalid_booking_requests_are_refused_on_the_spot(c, client, clock, change, code):
+    configure(c)
+    key = make_key(c)
+    req = dict(booking_request(slot(clock)), **change)
+    r = client.post("/api/v1/bookings", json=req, headers=auth(key))
+    assert r.status_code in (409, 422, 404), r.text
+    assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"code", "message"}
+    if code:
+        assert r.json()["error"]["code"] == code
+    assert drain(c) == []  # nothing was queued
+
+
+def test_a_slot_taken_is_a_conflict(c, client, clock):
+    configure(c)
+    key = make_key(c)
+    assert client.post("/api/v1/bookings", json=booking_request(slot(clock)), headers=auth(key)).status_code == 202
+    drain(c)
+    r = client.post("/api/v1/bookings", json=booking_request(slot(clock)), headers=auth(key))
+    assert r.status_code == 409 and r.json()["error"]["code"]
+
+
+def test_page_scoped_keys(c, client, clock):
+    configure(c)
+    scoped = make_key(c, "coach-only", pages=["coach"])
+    req = dict(booking_request(slot(clock)), booking_page="other")
+    r = client.post("/api/v1/bookings", json=req, headers=auth(scoped))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "page_not_covered"
+    r = client.get("/api/v1/pages/other/pkg/slots?from=2026-12-01&to=2026-12-01", headers=auth(scoped))
+    assert r.status_code == 403
+
+
+def test_manage_view_and_customer_changes(c, client, db_backend, clock):
+    configure(c, n=2)
+    key = make_key(c)
+    r = client.post("/api/v1/bookings", json=booking_request(slot(clock, n=2)), headers=auth(key))
+    booking_id = r.json()["booking_id"]
+    drain(c)
+    shown = client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()
+    first, second = shown["sessions"]
+    token = first["manage_url"].rsplit("/", 1)[1]
+
+    view = client.get(f"/api/v1/manage/{token}", headers=auth(key))
+    assert view.status_code == 200
+    s = view.json()["sessions"][0]
+    assert s["can_cancel"] is True and s["refund_if_cancelled"] == "0.00" and s["can_reschedule"] is True
+    assert "activity" not in view.json()
+    assert client.get("/api/v1/manage/ss_x.forged", headers=auth(key)).status_code == 404
+
+    r = client.post(f"/api/v1/manage/{token}/reschedule", json={"session_id": first["id"], "to": slot(clock, 5)[0]},
+                    headers=auth(key))
+    assert r.status_code == 202 and r.json()["change_id"]
+    r = client.post(f"/api/v1/manage/{token}/cancel", json={"session_ids": [second["id"]], "reason": "ill"},
+                    headers=auth(key))
+    assert r.status_code == 202 and r.json()["booking_id"] == booking_id
+    drain(c)
+    shown = client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()
+    assert shown["sessions"][0]["start"] == slot(clock, 5)[0]
+    assert shown["sessions"][1]["status"] == "cancelled"
+
+    r = client.post(f"/api/v1/manage/{token}/cancel", json={"session_ids": ["ss_elsewhere"]}, headers=auth(key))
+    assert r.status_code == 404
+    r = client.post(f"/api/v1/manage/{token}/cancel", json={"session_ids": []}, headers=auth(key))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = client.post(f"/api/v1/manage/{token}/reschedule", json={"session_id": first["id"], "to": "2020-01-01T10:00Z"},
+                    headers=auth(key))
+    assert r.status_code in (409, 422) and r.json()["error"]["code"]
+
+
+def test_admin_actions_need_an_admin_key(c, client, clock):
+    configure(c, price="100.00")
+    key, admin = make_key(c), make_key(c, "ops", admin=True)
+    req = dict(booking_request(slot(clock)), payment_method="pm_card_visa")
+    booking_id = client.post("/api/v1/bookings", json=req, headers=auth(key)).json()["booking_id"]
+    drain(c)
+    sid = client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()["sessions"][0]["id"]
+
+    for path, body in ((f"/api/v1/bookings/{booking_id}/refunds", {"amount": "10.00"}),
+                       (f"/api/v1/sessions/{sid}/cancel", {}),
+                       (f"/api/v1/sessions/{sid}/reschedule", {"to": slot(clock, 6)[0]}),
+                       (f"/api/v1/bookings/{booking_id}/approve", {})):
+        r = client.post(path, json=body, headers=auth(key))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_key_required"
+
+    body = {"amount": "10.00", "reason": "goodwill", "refund_id": "rf-api-1"}
+    first = client.post(f"/api/v1/bookings/{booking_id}/refunds", json=body, headers=auth(admin))
+    assert first.status_code == 202
+    again = client.post(f"/api/v1/bookings/{booking_id}/refunds", json=body, headers=auth(admin))
+    assert again.json()["change_id"] == first.json()["change_id"]
+    drain(c)
+    assert client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()["refunded"] == "10.00"
+    r = client.post(f"/api/v1/bookings/{booking_id}/refunds", json={"amount": "5000.00"}, headers=auth(admin))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "refund_exceeds_refundable"
+    r = client.post(f"/api/v1/bookings/{booking_id}/approve", headers=auth(admin))
+    assert r.status_code in (409, 422) and r.json()["error"]["code"] == "not_awaiting_approval"
+
+    assert client.post(f"/api/v1/sessions/{sid}/reschedule", json={"to": slot(clock, 6)[0]},
+                       headers=auth(admin)).status_code == 202
+    drain(c)
+    assert client.post(f"/api/v1/sessions/{sid}/cancel", json={"refund": False}, headers=auth(admin)).status_code == 202
+    drain(c)
+    shown = client.get(f"/api/v1/bookings/{booking_id}", headers=auth(key)).json()
+    assert shown["status"] == "cancelled" and shown["sessions"][0]["start"] == slot(clock, 6)[0]
+
+
+def test_approve_and_decline(c, client, clock):
+    configure(c, manual=True)
+    key, admin = make_key(c), make_key(c, "ops", admin=True)
+    a = client.post("/api/v1/bookings", json=booking_request(slot(clock)), headers=auth(key)).json()["booking_id"]
+    b = client.post("/api/v1/bookings", json=booking_request(slot(clock, 4)), headers=auth(key)).json()["booking_id"]
+    drain(c)
+    assert client.get(f"/api/v1/bookings/{a}", headers=auth(key)).json()["status"] == "awaiting_approval"
+    assert client.post(f"/api/v1/bookings/{a}/approve", headers=auth(admin)).status_code == 202
+    assert client.post(f"/api/v1/bookings/{b}/decline", json={"reason": "full"}, headers=auth(admin)).status_code == 202
+    drain(c)
+    assert client.get(f"/api/v1/bookings/{a}", headers=auth(key)).json()["status"] == "confirmed"
+    assert client.get(f"/api/v1/bookings/{b}", headers=auth(key)).json()["status"] == "cancelled"
+
+
+def test_big_bodies_and_bad_json(c, client):
+    key = make_key(c)
+    r = client.post("/api/v1/bookings", content=b"{" + b" " * 70_000 + b"}", headers=auth(key))
+    assert r.status_code == 413
+    r = client.post("/api/v1/bookings", content=b"not json", headers=auth(key))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_rate_limit_per_key(c, clock):
+    c.settings = c.settings.replace(api_rate_limit="3/minute")
+    client = TestClient(create_app(c))
+    configure(c)
+    one, two = make_key(c, "one"), make_key(c, "two")
+    url = "/api/v1/bookings/bk_x"
+    assert [client.get(url, headers=auth(one)).status_code for _ in range(3)] == [404] * 3
+    r = client.get(url, headers=auth(one))
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert client.get(url, headers=auth(two)).status_code == 404  # per key
+
+
+def test_openapi_document_is_valid_and_generated_from_the_models(client):
+    from openapi_spec_validator import validate
+
+    doc = client.get("/api/v1/openapi.json").json()
+    validate(doc)
+    assert doc["openapi"].startswith("3.")
+    assert {"/api/v1/bookings", "/api/v1/bookings/{booking_id}", "/api/v1/manage/{token}",
+            "/api/v1/pages/{page}/{event_type}/slots", "/api/v1/bookings/{booking_id}/refunds"} <= set(doc["paths"])
+    body = doc["paths"]["/api/v1/bookings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"request_id", "booking_page", "customer", "slots"} <= set(body["properties"])
+    assert "ErrorResponse" in doc["components"]["schemas"]
+    assert "can_cancel" in doc["components"]["schemas"]["ManageSessionOut"]["properties"]
