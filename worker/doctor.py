@@ -28,6 +28,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # Not a failure (doctor still exits 0), but something an operator should change.
+    warning: bool = False
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -39,14 +41,17 @@ def _describe(exc: BaseException) -> str:
     return " ".join(message.split())[:400]
 
 
-def _run(name: str, check: Callable[[], tuple[bool, str]], redact: Callable[[str], str],
+def _run(name: str, check: Callable[[], tuple], redact: Callable[[str], str],
          hint: str | None = None) -> Check:
-    """Run one check; an exception is a failed check whose detail is the reason (and the hint)."""
+    """Run one check; an exception is a failed check whose detail is the reason (and the hint).
+    A check answers (ok, detail) or (ok, detail, warning)."""
+    warning = False
     try:
-        ok, detail = check()
+        ok, detail, *rest = check()
+        warning = bool(rest and rest[0])
     except Exception as exc:  # noqa: BLE001 - every failure is a finding, not a crash
         ok, detail = False, _describe(exc) + (f"; {hint}" if hint else "")
-    return Check(name, ok, redact(detail))
+    return Check(name, ok, redact(detail), warning)
 
 
 # -- the checks ----------------------------------------------------------------------------------
@@ -82,6 +87,41 @@ def broker(c) -> tuple[bool, str]:
     queue = default_queue(c)
     waiting = queue_length(c.settings.broker_url, queue)
     return True, f"reachable at {c.settings.broker_url}; {waiting} message(s) waiting in queue {queue!r}"
+
+
+def broker_durability(broker_url: str) -> tuple[bool, str, bool]:
+    """Would the broker lose queued messages on a restart? (ok, detail, warning). Redis is asked
+    for its persistence settings (CONFIG GET appendonly / save)."""
+    scheme = broker_url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        import redis
+
+        client = redis.Redis.from_url(broker_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                      socket_timeout=CONNECT_TIMEOUT_SECONDS)
+        try:
+            aof = client.config_get("appendonly").get("appendonly")
+            fsync = client.config_get("appendfsync").get("appendfsync")
+            save = (client.config_get("save").get("save") or "").strip()
+        except redis.ResponseError as exc:  # CONFIG disabled or not granted (managed Redis, ACL)
+            return True, (f"Redis did not say how it persists ({_describe(exc)}); make sure it runs with "
+                          "appendonly yes, or messages queued in it are lost when it restarts"), True
+        finally:
+            client.close()
+        if aof == "yes":
+            return True, f"Redis keeps an append-only file (appendfsync {fsync}): queued messages survive a restart", False
+        lost = ("requests the CLI or the HTTP API accepted are stored and published again by beat, but messages "
+                "frontends publish straight to the broker are lost; run Redis with --appendonly yes "
+                "--appendfsync everysec (as docker-compose.yml does)")
+        if save:
+            return True, (f"Redis only snapshots (save {save!r}, appendonly no): messages queued since the last "
+                          f"snapshot are lost when it restarts; {lost}"), True
+        return True, (f"Redis keeps queued messages in memory only (appendonly no, no save points): a restart "
+                      f"loses every one; {lost}"), True
+    if scheme.startswith("amqp") or scheme == "pyamqp":
+        return True, "RabbitMQ: durable queues, persistent messages and publisher confirms", False
+    if scheme.startswith("sqla"):
+        return True, "the embedded broker keeps its messages in its database file", False
+    return True, f"persistence of a {scheme!r} broker is not checked", True
 
 
 def task_outbox(c) -> tuple[bool, str]:
@@ -214,6 +254,8 @@ def run_checks(c) -> list[Check]:
         _run("database", lambda: database(c), redact, "check DATABASE_URL and that the database server runs"),
         _run("broker", lambda: broker(c), redact, "check BROKER_URL and that the broker runs"),
     ]
+    if checks[1].ok:
+        checks.append(_run("broker durability", lambda: broker_durability(c.settings.broker_url), redact))
     needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox),
                 ("webhook outbox", webhook_outbox), ("reminders", reminders),
                 ("orphaned meetings", orphaned_meetings))
@@ -236,5 +278,6 @@ def run_checks(c) -> list[Check]:
 def table(checks: list[Check]) -> str:
     """The checks as a plain-text table for people."""
     width = max(len(check.name) for check in checks)
-    lines = [f"{check.name:<{width}}  {'ok  ' if check.ok else 'FAIL'}  {check.detail}" for check in checks]
+    lines = [f"{check.name:<{width}}  {('WARN' if check.warning else 'ok  ') if check.ok else 'FAIL'}  {check.detail}"
+             for check in checks]
     return "\n".join(lines)

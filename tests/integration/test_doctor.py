@@ -2,6 +2,7 @@
 localstripe, an SMTP port nobody answers, a task stuck in the outbox."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -83,3 +84,40 @@ def test_a_task_stuck_in_the_outbox_and_an_unmigrated_database_are_findings(tmp_
     code, out, _ = cli(fresh, "doctor")
     assert code == 1 and "database" in _failed(out)
     assert "sessionpack migrate" in _checks(out)["database"]["detail"]
+
+
+def test_doctor_warns_when_redis_would_lose_queued_messages(embedded_env, tmp_path):
+    """A Redis without persistence (a private redis-server, as the reliability suite runs it)
+    answers a warning, not a failure: doctor still exits 0. With an append-only file: no warning."""
+    from tests.reliability.harness import PrivateRedis
+
+    volatile = PrivateRedis(tmp_path / "volatile").start()
+    try:
+        code, out, err = cli({**embedded_env, "BROKER_URL": volatile.url}, "doctor")
+        durability = _checks(out)["broker durability"]
+        assert durability["ok"] is True and durability["warning"] is True
+        assert "appendonly no" in durability["detail"] and "--appendonly yes" in durability["detail"]
+        assert re.search(r"broker durability\s+WARN", err)
+        assert _failed(out) == set() and code == 0
+        volatile.flush()
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=volatile.port)
+        client.config_set("appendonly", "yes")
+        client.config_set("appendfsync", "everysec")
+        code, out, _ = cli({**embedded_env, "BROKER_URL": volatile.url}, "doctor", "--json")
+        durability = _checks(out)["broker durability"]
+        assert durability["warning"] is False and "appendfsync everysec" in durability["detail"]
+        client.config_set("save", "3600 1")
+        client.config_set("appendonly", "no")
+        code, out, _ = cli({**embedded_env, "BROKER_URL": volatile.url}, "doctor", "--json")
+        durability = _checks(out)["broker durability"]
+        assert durability["warning"] is True and "only snapshots" in durability["detail"]
+    finally:
+        volatile.kill()
+
+
+def test_doctor_finds_the_embedded_broker_durable(embedded_env):
+    code, out, _ = cli(embedded_env, "doctor", "--json")
+    durability = _checks(out)["broker durability"]
+    assert code == 0 and (durability["ok"], durability["warning"]) == (True, False)
