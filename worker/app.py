@@ -34,17 +34,30 @@ def celery_config(settings: Settings) -> dict:
         task_send_sent_event=True,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
-        # Redis gives an unacknowledged task back after this long (a worker that died). The SQLite
-        # transport hands its options to create_engine, so it gets none.
-        broker_transport_options=(
-            {"visibility_timeout": settings.broker_visibility_timeout}
-            if settings.broker_url.startswith(("redis", "rediss")) else {}
-        ),
+        broker_transport_options=broker_transport_options(settings.broker_url, settings.broker_visibility_timeout),
+        # Messages survive a broker restart: persistent (RabbitMQ writes them to disk; its queues,
+        # Celery's default included, are declared durable), and on Redis as its AOF allows.
+        task_default_delivery_mode="persistent",
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
+        # Under the configured var dir (made when settings are built), wherever beat is started.
+        beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
     )
+
+
+def broker_transport_options(broker_url: str, visibility_timeout: float) -> dict:
+    """Per transport: Redis gives an unacknowledged task back after `visibility_timeout` (a worker
+    that died); RabbitMQ confirms each publish (a message the CLI or the outbox handed over is on
+    the broker before they go on); the SQLite transport hands its options to create_engine, so it
+    gets none."""
+    scheme = broker_url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        return {"visibility_timeout": visibility_timeout}
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        return {"confirm_publish": True}
+    return {}
 
 
 def make_app(settings: Settings | None = None) -> Celery:

@@ -20,15 +20,19 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def honcho(tmp_path, pg_redis_env):
     """`honcho start worker beat` from the project's Procfile (Flower's fixed port is left to
-    test_flower.py). It runs in tmp_path (honcho starts processes in its own working directory),
-    so beat's schedule file lands there and not in the project's ./var."""
+    test_flower.py). It runs in an empty directory with no ./var (honcho starts processes in its
+    own working directory), and SESSIONPACK_VAR_DIR moves the var dir to a path that does not
+    exist yet: beat must make it and keep its schedule there."""
     out_path = tmp_path / "honcho.out"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
     # As in a shell with the virtualenv activated: the Procfile names `celery`, not a path.
-    env = {**pg_redis_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**pg_redis_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SESSIONPACK_VAR_DIR": str(tmp_path / "moved" / "state")}
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "honcho"), "-f", str(PROJECT / "Procfile"), "-d", str(tmp_path),
+        proc = subprocess.Popen([str(BIN / "honcho"), "-f", str(PROJECT / "Procfile"), "-d", str(run_dir),
                                  "start", "worker", "beat"],
-                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while " ready." not in out_path.read_text(errors="replace"):
@@ -53,4 +57,5 @@ def test_honcho_start_processes_a_booking_submitted_from_another_shell(tmp_path,
     assert re.search(r"worker\.1\s+\| .*sessionpack\.capture_payment", output)
     assert re.search(r"beat\.1\s+\| ", output)
     assert proc.poll() is None, "every Procfile process keeps running"
-    assert list((tmp_path / "var").glob("celerybeat-schedule*")), "beat keeps its schedule in ./var"
+    assert list((tmp_path / "moved" / "state").glob("celerybeat-schedule*")), "beat keeps its schedule in the var dir"
+    assert not (tmp_path / "run" / "var").exists(), "nothing in the working directory's ./var"
