@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # after a failed sync (doubling per re-sync, capped at a day), and how long it keeps trying.
     calendar_resync_seconds: float = 900.0
     calendar_resync_days: float = 7.0
+    # How long an admin or customer grant made by the CLI or the web process stays valid
+    # (services/grants.py): long enough to wait out a short broker outage in the task outbox.
+    grant_ttl_minutes: float = Field(30.0, gt=0, le=24 * 60)
     # Objects handed in by code, never read from the environment (tests tune retry policies).
     extra: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

@@ -219,7 +219,8 @@ def emit_recorded(uow, settings, entries: Iterable[tuple], now: datetime) -> lis
     db.add_all(rows)
     db.flush()
     ids = [r.id for r in rows]
-    uow.enqueue(DELIVER_TASK, ids=ids)
+    # `booking_ids` is only for the eye (Flower's task list shows each task's booking).
+    uow.enqueue(DELIVER_TASK, ids=ids, booking_ids=sorted({r.booking_id for r in rows if r.booking_id}) or None)
     return ids
 
 
@@ -349,5 +350,6 @@ def redeliver(uow, event_id: str, now: datetime) -> list[int]:
         row.delivered_at = None
     uow.db.flush()
     ids = [r.id for r in rows]
-    uow.enqueue(DELIVER_TASK, ids=ids)
+    # `booking_ids` is only for the eye (Flower's task list shows each task's booking).
+    uow.enqueue(DELIVER_TASK, ids=ids, booking_ids=sorted({r.booking_id for r in rows if r.booking_id}) or None)
     return ids

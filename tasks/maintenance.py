@@ -16,7 +16,8 @@ from .base import container, retry_transient
 
 
 @app.task(name="sessionpack.send_emails", bind=True, acks_late=True)
-def send_emails(self, ids: list[int] | None = None) -> dict:
+def send_emails(self, ids: list[int] | None = None, booking_ids: list[str] | None = None) -> dict:
+    # `booking_ids` only labels the task in Flower (worker/redaction.py); the rows say the rest.
     return retry_transient(self, outbox.deliver, container(), ids)
 
 

@@ -107,7 +107,8 @@ def default_task_handlers() -> dict[str, Callable]:
     return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: lambda c, booking_id, retry=True: sync_booking(c, booking_id),
             intake.START_BOOKING: intake.start_booking,
             # A test that configures webhooks sets `container.webhook_post` to receive them in-process.
-            webhooks.DELIVER_TASK: lambda c, ids=None: webhooks.deliver(c, ids, post=getattr(c, "webhook_post", None))}
+            webhooks.DELIVER_TASK: lambda c, ids=None, booking_ids=None: webhooks.deliver(
+                c, ids, post=getattr(c, "webhook_post", None))}
 
 
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:

@@ -62,7 +62,10 @@ def broker_transport_options(broker_url: str, visibility_timeout: float) -> dict
 
 def make_app(settings: Settings | None = None) -> Celery:
     """A Celery app for `settings`, or for the environment's settings read at first use."""
-    app = Celery("sessionpack", include=["tasks"])
+    # Redacted task reprs (tokens, grants, names, emails hidden; the booking id shown) on every
+    # message sent and every message received, whoever sent it: worker/redaction.py.
+    app = Celery("sessionpack", include=["tasks"], amqp="worker.redaction:RedactingAMQP",
+                 task_cls="worker.redaction:RedactingTask")
     if settings is not None:
         app.conf.update(celery_config(settings))
     else:

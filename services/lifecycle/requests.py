@@ -81,7 +81,7 @@ def _send(c, task_name: str, kwargs: dict[str, Any], *, role: str) -> None:
     """The message, with its grant, in the task outbox: one unit of work, sent after commit."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs["grant"] = make_grant(c.settings.secret_key, task_name, kwargs, role=role, now=c.clock(),
-                                 ttl_minutes=getattr(c.settings, "grant_ttl_minutes", None) or 30)
+                                 ttl_minutes=c.settings.grant_ttl_minutes)
     with c.uow() as uow:
         uow.enqueue(task_name, **kwargs)
         uow.commit()

@@ -56,8 +56,11 @@ def queue_email_batch(uow, items: Iterable[tuple[str | None, object]]) -> list[i
     ids = [r.id for r in rows]
     # Delivery tasks of at most DELIVERY_CHUNK emails: a reminder tick's hundreds of emails are
     # sent by several worker processes at once, and a slow SMTP server holds up only its chunk.
+    # `booking_ids` is only for the eye (Flower's task list shows each task's booking).
     for start in range(0, len(ids), DELIVERY_CHUNK):
-        uow.enqueue(SEND_TASK, ids=ids[start:start + DELIVERY_CHUNK])
+        chunk = rows[start:start + DELIVERY_CHUNK]
+        uow.enqueue(SEND_TASK, ids=[r.id for r in chunk],
+                    booking_ids=sorted({r.booking_id for r in chunk if r.booking_id}) or None)
     return ids
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -51,7 +50,7 @@ def stripe_base():
 @pytest.fixture
 def c(container, stripe_base):
     reset(stripe_base)
-    container.settings = replace(container.settings, stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
+    container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
     container.answers = []
     handlers = dict(lifecycle.TASK_HANDLERS)
     for name in PUBLIC:

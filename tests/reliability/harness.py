@@ -97,7 +97,7 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
     retries = MAX_RETRIES if retries is None else retries
     stats = stats or RunStats()
     handlers: dict[str, Callable] = {**default_task_handlers(),
-                                     "sessionpack.send_emails": lambda c, ids=None: outbox.deliver(c, ids)}
+                                     "sessionpack.send_emails": lambda c, ids=None, booking_ids=None: outbox.deliver(c, ids)}
     for _ in range(max_rounds):
         claimed = claim_next_task(c)
         if claimed is None:

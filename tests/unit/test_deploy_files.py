@@ -154,3 +154,9 @@ def test_a_non_editable_install_ships_every_template_and_migration():
                        for g in package_data.get(package, [])):
                 missing.append(f"{package}/{relative}")
     assert missing == [], f"not in [tool.setuptools.package-data]: {missing}"
+
+
+def test_flowers_task_list_shows_the_arguments_that_carry_the_booking_id():
+    flower = words(procfile()["flower"])
+    columns = next(w.split("=", 1)[1] for w in flower if w.startswith("--tasks_columns="))
+    assert {"name", "uuid", "state", "args", "kwargs"} <= set(columns.split(","))
