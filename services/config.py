@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidInput
+from .currency import currency_units
 from .money import parse_amount
 from .webhooks import check_endpoints
 
@@ -328,6 +329,7 @@ def check_rules(config: ConfigFile, known_owner_ids: set[str] | None = None) -> 
                 problems += _offering_rules(ewhere, et, et.payment is not None)
                 if et.payment is not None:
                     try:
+                        currency_units(et.payment.currency, setting="payment.currency")
                         parse_amount(et.payment.price, et.payment.currency, field="payment.price")
                     except InvalidInput as exc:
                         problems.append(f"{ewhere}: {exc.message}")

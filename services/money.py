@@ -1,17 +1,17 @@
-"""Money in integer cents: parsing, formatting, the relative-cost allocation, percentages."""
+"""Money in integer cents: parsing, formatting, the relative-cost allocation, percentages.
+
+"Cents" are the currency's minor units as this service keeps them (`services.currency`): two
+decimals for USD and KWD, none for JPY, ISK and HUF. Amounts cross to Stripe through
+`currency.to_stripe` / `from_stripe`.
+"""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from .currency import minor_units
 from .errors import InvalidInput
 
-# ISO 4217 currencies without minor units (Stripe's zero-decimal list, the common ones).
-ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
-                "VND", "VUV", "XAF", "XOF", "XPF"}
-
-
-def minor_units(currency: str) -> int:
-    return 0 if currency.upper() in ZERO_DECIMAL else 2
+__all__ = ["allocate", "display_amount", "format_amount", "minor_units", "parse_amount", "percent_of"]
 
 
 # Amounts are stored in 32-bit integer columns: 21,474,836.47 in a two-decimal currency.
@@ -36,7 +36,8 @@ def parse_amount(text: str | int | float | Decimal, currency: str = "USD", *, fi
     if scaled != scaled.to_integral_value():
         raise InvalidInput(
             "invalid_amount",
-            f"{field} {text!r} has more than {digits} decimals for {currency}; round it to {digits}",
+            f"{field} {text!r} has more than {digits} decimals for {currency} (the finest amount Stripe "
+            f"charges in {currency}); round it to {digits}",
         )
     return int(scaled)
 
@@ -47,8 +48,8 @@ def format_amount(cents: int, currency: str = "USD") -> str:
     if digits == 0:
         return str(cents)
     sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
+    whole, part = divmod(abs(cents), 10 ** digits)
+    return f"{sign}{whole}.{part:0{digits}d}"
 
 
 def display_amount(cents: int, currency: str = "USD") -> str:

@@ -19,6 +19,7 @@ from models import Booking, LedgerEntry, Payment, StripeEvent
 
 from .booking.views import booking_view
 from .errors import InvalidInput, OperationFailed
+from .currency import from_stripe
 from .money import format_amount
 from .notifications.outbox import queue_emails
 
@@ -85,7 +86,7 @@ def _record_outside_refund(c, uow, booking: Booking, refund: dict) -> bool:
     key = (refund.get("metadata") or {}).get("idempotency_key") if isinstance(refund.get("metadata"), dict) else None
     if key and db.execute(select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)).scalar():
         return False
-    amount = int(refund.get("amount") or 0)
+    amount = from_stripe(int(refund.get("amount") or 0), refund.get("currency") or booking.currency)
     db.add(LedgerEntry(booking_id=booking.id, kind="refund", amount_cents=amount, currency=booking.currency,
                        status="succeeded", stripe_object_id=refund_id, idempotency_key=f"stripe-{refund_id}",
                        target_id=refund.get("payment_intent"), actor="stripe",
@@ -108,7 +109,7 @@ def _refund_failed(c, uow, booking: Booking, refund: dict) -> str:
         return "already_recorded"
     if ours is not None:
         ours.status = "failed"
-    amount = int(refund.get("amount") or 0)
+    amount = from_stripe(int(refund.get("amount") or 0), refund.get("currency") or booking.currency)
     reason = refund.get("failure_reason") or "unknown"
     uow.record("refund.failed", booking_id=booking.id, session_id=ours.session_id if ours else None, actor="stripe",
                amount=format_amount(amount, booking.currency), currency=booking.currency, refund=refund_id,
@@ -157,7 +158,7 @@ def _on_dispute(c, uow, dispute: dict) -> tuple[str | None, str]:
     booking = _booking_of_intent(uow.db, dispute.get("payment_intent"))
     if booking is None:
         return None, "unknown_payment"
-    amount = int(dispute.get("amount") or 0)
+    amount = from_stripe(int(dispute.get("amount") or 0), dispute.get("currency") or booking.currency)
     reason = dispute.get("reason") or "unspecified"
     uow.record("payment.disputed", booking_id=booking.id, actor="stripe", dispute=dispute.get("id"),
                amount=format_amount(amount, booking.currency), currency=booking.currency, reason=reason,

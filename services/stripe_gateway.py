@@ -31,6 +31,11 @@ so requests carry only parameters both accept; saving the card for off-session u
 through `payment_method_options[card][setup_future_usage]`, which both accept. It does not
 report `amount_received` (derived from the captured charge here) and does not refuse
 over-refunds or refunds of uncaptured intents (callers guard the refundable amount).
+
+Amounts: callers speak our units (`services.currency`: two decimals for USD and KWD, none for
+JPY and ISK); the gateway converts to Stripe's minor units on the way out (`to_stripe`: 10.00 KWD
+is 10000, 500 ISK is 50000) and back on the way in (`from_stripe`), so every amount it returns
+is in our units too.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ import stripe
 
 from core.settings import Settings
 
+from .currency import from_stripe, to_stripe
 from .errors import PermanentError, TransientError
 from .payments import Authorization, MoneyMovement, PaymentGateway
 
@@ -75,6 +81,11 @@ def _as_dict(obj: Any) -> dict:
     if isinstance(obj, dict):
         return obj
     return obj.to_dict()
+
+
+def _ours(pi: dict, amount: Any) -> int:
+    """A Stripe amount of this intent's currency in our units (10000 for 10.00 KWD -> 1000)."""
+    return from_stripe(int(amount or 0), str(pi.get("currency") or "usd"))
 
 
 def _metadata(obj: dict) -> dict:
@@ -331,14 +342,14 @@ class StripeGateway(PaymentGateway):
 
     @staticmethod
     def _amount_received(pi: dict) -> int:
+        """In our units (services.currency), like every amount this gateway returns."""
         value = pi.get("amount_received")
-        if value is not None:
-            return int(value)
-        # localstripe does not report amount_received: derive it from the captured charge.
-        charge = pi.get("latest_charge")
-        if isinstance(charge, dict) and charge.get("captured") and charge.get("status") == "succeeded":
-            return int(charge.get("amount") or 0)
-        return 0
+        if value is None:
+            # localstripe does not report amount_received: derive it from the captured charge.
+            charge = pi.get("latest_charge")
+            captured = isinstance(charge, dict) and charge.get("captured") and charge.get("status") == "succeeded"
+            value = (charge.get("amount") or 0) if captured else 0
+        return _ours(pi, value)
 
     def _list_refunds(self, pi: dict) -> list[dict]:
         if not pi.get("latest_charge"):
@@ -388,7 +399,7 @@ class StripeGateway(PaymentGateway):
         try:
             with self._errors("authorizing the payment"):
                 pi = _as_dict(self._v1.payment_intents.create(params={
-                    "amount": amount_cents,
+                    "amount": to_stripe(amount_cents, currency),
                     "currency": currency.lower(),
                     "customer": customer_id,
                     "payment_method": saved,
@@ -428,7 +439,7 @@ class StripeGateway(PaymentGateway):
                 "captured; authorize the payment again",
                 intent_id=intent_id, status=pi["status"],
             )
-        return MoneyMovement(pi["id"], self._amount_received(pi) or int(pi["amount"]), pi["status"])
+        return MoneyMovement(pi["id"], self._amount_received(pi) or _ours(pi, pi["amount"]), pi["status"])
 
     def cancel_authorization(self, intent_id: str, *, idempotency_key: str) -> None:
         """Cancel an uncaptured PaymentIntent. Already cancelled counts as done. A captured one
@@ -462,7 +473,7 @@ class StripeGateway(PaymentGateway):
         if existing is not None:
             self._check_same_request(existing, amount_cents, currency, idempotency_key)
             self._raise_decline(existing, "charging the saved card")
-            return MoneyMovement(existing["id"], int(existing["amount"]), existing["status"])
+            return MoneyMovement(existing["id"], _ours(existing, existing["amount"]), existing["status"])
 
         with self._errors(f"reading customer {customer_id}"):
             customer = _as_dict(self._v1.customers.retrieve(customer_id))
@@ -473,7 +484,7 @@ class StripeGateway(PaymentGateway):
         try:
             with self._errors("charging the saved card"):
                 pi = _as_dict(self._v1.payment_intents.create(params={
-                    "amount": amount_cents,
+                    "amount": to_stripe(amount_cents, currency),
                     "currency": currency.lower(),
                     "customer": customer_id,
                     "payment_method": card,
@@ -488,12 +499,13 @@ class StripeGateway(PaymentGateway):
                 self._bury_declined(e, e.__cause__, booking_id, idempotency_key)
             raise
         self._raise_decline(pi, "charging the saved card")
-        return MoneyMovement(pi["id"], int(pi["amount"]), pi["status"])
+        return MoneyMovement(pi["id"], _ours(pi, pi["amount"]), pi["status"])
 
     def refund(self, intent_id: str, *, amount_cents: int, idempotency_key: str) -> MoneyMovement:
         """Refund part of a captured PaymentIntent; metadata carries the key. A key already used
         returns that refund. The caller guards the refundable limit (localstripe does not)."""
-        existing = self.find_refund(intent_id, idempotency_key)
+        pi = self._retrieve_intent(intent_id)
+        existing = self._refund_with_key(pi, idempotency_key)
         if existing is not None:
             if existing.amount_cents != amount_cents:
                 raise PermanentError(
@@ -505,16 +517,19 @@ class StripeGateway(PaymentGateway):
         with self._errors(f"refunding {intent_id}"):
             refund = _as_dict(self._v1.refunds.create(params={
                 "payment_intent": intent_id,
-                "amount": amount_cents,
+                "amount": to_stripe(amount_cents, pi["currency"]),
                 "metadata": {"idempotency_key": idempotency_key},
             }, options=self._options(idempotency_key)))
-        return MoneyMovement(refund["id"], int(refund["amount"]), refund.get("status") or "succeeded")
+        return MoneyMovement(refund["id"], _ours(pi, refund["amount"]), refund.get("status") or "succeeded")
 
     def find_refund(self, intent_id: str, idempotency_key: str) -> MoneyMovement | None:
         """The refund of this intent whose metadata carries the key, or None."""
-        for refund in self._list_refunds(self._retrieve_intent(intent_id)):
+        return self._refund_with_key(self._retrieve_intent(intent_id), idempotency_key)
+
+    def _refund_with_key(self, pi: dict, idempotency_key: str) -> MoneyMovement | None:
+        for refund in self._list_refunds(pi):
             if _metadata(refund).get("idempotency_key") == idempotency_key:
-                return MoneyMovement(refund["id"], int(refund["amount"]), refund.get("status") or "succeeded")
+                return MoneyMovement(refund["id"], _ours(pi, refund["amount"]), refund.get("status") or "succeeded")
         return None
 
     def find_charge(self, booking_id: str, idempotency_key: str) -> MoneyMovement | None:
@@ -523,7 +538,7 @@ class StripeGateway(PaymentGateway):
         pi = self._find_intent(booking_id, idempotency_key)
         if pi is None:
             return None
-        return MoneyMovement(pi["id"], int(pi["amount"]), pi["status"])
+        return MoneyMovement(pi["id"], _ours(pi, pi["amount"]), pi["status"])
 
     def find_authorization(self, booking_id: str, idempotency_key: str) -> Authorization | None:
         """The authorization made earlier with this key, or None. Unlike the base class's version
@@ -542,7 +557,7 @@ class StripeGateway(PaymentGateway):
         return {
             "status": pi["status"],
             "amount_received": self._amount_received(pi),
-            "refunds": [{"id": r["id"], "amount": int(r["amount"]), "status": r.get("status")}
+            "refunds": [{"id": r["id"], "amount": _ours(pi, r["amount"]), "status": r.get("status")}
                         for r in self._list_refunds(pi)],
         }
 
@@ -561,7 +576,7 @@ class StripeGateway(PaymentGateway):
     @staticmethod
     def _check_same_request(pi: dict, amount_cents: int, currency: str, idempotency_key: str) -> None:
         # Stripe refuses a reused key with other parameters; we do the same for the peer that does not.
-        if int(pi["amount"]) != amount_cents or str(pi.get("currency", "")).lower() != currency.lower():
+        if int(pi["amount"]) != to_stripe(amount_cents, currency) or str(pi.get("currency", "")).lower() != currency.lower():
             raise PermanentError(
                 "stripe_idempotency_conflict",
                 f"idempotency key {idempotency_key} was already used for {pi['amount']} "
