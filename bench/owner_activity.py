@@ -186,7 +186,7 @@ def main(argv=None) -> None:
                     from services.console.stream import decode_cursor
 
                     query = stream_query(who, filters, decode_cursor(cursor) if cursor else None, 51)
-                    compiled = query.compile(c.engine)
+                    compiled = query.compile(c.engine, compile_kwargs={"render_postcompile": True})
                     with c.engine.connect() as conn:
                         plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled),
                                                                     compiled.params).all()]

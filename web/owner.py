@@ -27,6 +27,7 @@ from services.console import accounts, money as money_service, scope, stream
 from services.console.accounts import OwnerIdentity
 from services.errors import InvalidInput, NotFound, ServiceError
 
+from . import owner_changes
 from .csrf import csrf_form
 from .deps import client_address, get_container
 from .templating import render, templates
@@ -73,6 +74,11 @@ def entry_summary(details: dict) -> str:
     return ", ".join(parts)
 
 
+def percent(value: float) -> str:
+    """50.0 -> '50 %', 12.5 -> '12.5 %'."""
+    return f"{value:g} %"
+
+
 def _iso_utc(moment: datetime) -> str:
     from services.availability import to_utc_iso
 
@@ -80,7 +86,7 @@ def _iso_utc(moment: datetime) -> str:
 
 
 templates.env.filters.update(action_label=action_label, short_time=short_time, day_label=day_label, clock=clock,
-                             entry_summary=entry_summary, iso_utc=_iso_utc)
+                             entry_summary=entry_summary, iso_utc=_iso_utc, percent=percent)
 
 
 # -- the signed-in owner -------------------------------------------------------------------------
@@ -133,6 +139,8 @@ def _login_limiter(request: Request, c) -> accounts.LoginLimiter:
 
 def _page(request: Request, name: str, owner: OwnerIdentity | None, context: dict, *, status_code: int = 200):
     ctx = {"owner": owner, "nav": None, **context}
+    if name == "confirm.html":
+        ctx.setdefault("change_id", owner_changes.new_change_id(context.get("action", "")))
     response = render(request, f"owner/{name}", ctx, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -159,8 +167,9 @@ def login(request: Request, form=Depends(csrf_form), c=Depends(get_container)):
     try:
         who = accounts.authenticate(c, _login_limiter(request, c), login_name, password, client_address(request))
     except accounts.TooManyAttempts as exc:
+        message = exc.message[:1].upper() + exc.message[1:] + "."
         response = _page(request, "login.html", None, {"page_title": "Sign in", "next": target, "login": login_name,
-                                                         "error": exc.message}, status_code=429)
+                                                         "error": message}, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except ServiceError:
@@ -333,11 +342,8 @@ def cancel_confirm(request: Request, booking_id: str, form=Depends(csrf_form), c
     session_ids, refund = _ids(form), form.get("refund", "policy") != "none"
     reason = (str(form.get("reason") or "").strip() or None)
     try:
-        if not session_ids:
-            raise InvalidInput("session_ids_required", "Tick at least one session to cancel.")
+        owner_changes.sessions_of_booking(c, booking_id, session_ids)
         plan = preview_cancel(c, session_ids, admin=True, refund=refund, reason=reason)
-        if plan["booking_id"] != booking_id:
-            raise InvalidInput("sessions_span_bookings", "Those sessions are not this booking's.")
     except ServiceError as exc:
         return _refused(request, owner, booking_id, exc)
     ctx = booking_context(c, owner, booking_id)
@@ -358,10 +364,9 @@ def reschedule_confirm(request: Request, booking_id: str, form=Depends(csrf_form
         return denied
     session_id = str(form.get("session_id") or "")[:40]
     try:
+        owner_changes.sessions_of_booking(c, booking_id, [session_id])
         new_start = _new_start(form, owner)
         plan = preview_reschedule(c, session_id, new_start, admin=True)
-        if plan["booking_id"] != booking_id:
-            raise InvalidInput("not_this_booking", "That session is not this booking's.")
     except ServiceError as exc:
         return _refused(request, owner, booking_id, exc)
     ctx = booking_context(c, owner, booking_id)
@@ -407,43 +412,11 @@ def reschedule_page(request: Request, booking_id: str, session: str = "", start:
 
 
 def _free_times(c, session_id: str, zone: str, from_day: date | None):
-    """Free start times by local day for a week: the customer pages' `reschedule_times` when it is
-    there (the same engine as booking), else the availability engine directly."""
-    try:
-        from services.lifecycle.preview import reschedule_times  # type: ignore[import-not-found]
+    """Free start times by local day for a week (the customer pages' engine, the session's own
+    block freed). The admin may also type any other time."""
+    from services.lifecycle.preview import reschedule_times
 
-        return reschedule_times(c, session_id, zone, from_day)
-    except ImportError:
-        return _free_times_direct(c, session_id, zone, from_day)
-
-
-def _free_times_direct(c, session_id: str, zone: str, from_day: date | None):
-    from types import SimpleNamespace
-
-    from models import Session
-    from services.availability import free_slots
-    from services.lifecycle.reschedule import booking_rules
-    from services.scheduling import owner_busy
-
-    tz = ZoneInfo(zone)
-    now = c.clock()
-    today = now.astimezone(tz).date()
-    first = max(today, from_day or today)
-    last = first + timedelta(days=6)
-    start, end = datetime.combine(first, time(), tz), datetime.combine(last + timedelta(days=1), time(), tz)
-    with c.session_factory() as db:
-        session = db.get(Session, session_id)
-        rules, owner = booking_rules(db, session.booking)
-        busy = owner_busy(db, owner, start - timedelta(days=1), end + timedelta(days=1), extra=c.busy_source,
-                          exclude_session_ids=[session.id])
-        own = session.start_at
-    grouped: dict[date, list[datetime]] = {}
-    for s in free_slots(rules, start, end, now=now, busy=busy):
-        if s != own:
-            grouped.setdefault(s.astimezone(tz).date(), []).append(s)
-    return SimpleNamespace(days=sorted(grouped.items()), first_day=first, last_day=last,
-                           next_from=last + timedelta(days=1),
-                           previous_from=max(today, first - timedelta(days=7)) if first > today else None)
+    return reschedule_times(c, session_id, zone, from_day)
 
 
 @router.post("/bookings/{booking_id}/refund")
@@ -487,25 +460,25 @@ def decide_confirm(request: Request, booking_id: str, form=Depends(csrf_form), c
 @router.post("/bookings/{booking_id}/submit")
 def submit(request: Request, booking_id: str, form=Depends(csrf_form), c=Depends(get_container)):
     """Step 2: the confirmed change goes to the worker under an admin grant."""
-    from . import owner_changes
-
     owner, denied = _guard(request, c, booking_id)
     if denied:
         return denied
     action = form.get("action")
     reason = (str(form.get("reason") or "").strip() or None)
+    # Chosen by the confirmation page: the same form posted twice is one change.
+    key = str(form.get("change_id") or "")[:80] or owner_changes.new_change_id(str(action))
     try:
         if action == "cancel":
             change_id = owner_changes.cancel(c, booking_id, _ids(form), refund=form.get("with_refund") == "yes",
-                                             reason=reason, actor=owner.id)
+                                             reason=reason, change_id=key)
         elif action == "reschedule":
             change_id = owner_changes.reschedule(c, booking_id, str(form.get("session_id") or "")[:40],
-                                                 str(form.get("to") or "")[:40], actor=owner.id)
+                                                 str(form.get("to") or "")[:40], change_id=key)
         elif action == "refund":
             change_id = owner_changes.refund(c, booking_id, str(form.get("amount") or "")[:40], reason=reason,
-                                             actor=owner.id)
+                                             change_id=key)
         elif action in ("approve", "decline"):
-            change_id = owner_changes.decide(c, booking_id, action, reason=reason, actor=owner.id)
+            change_id = owner_changes.decide(c, booking_id, action, reason=reason, change_id=key)
         else:
             raise HTTPException(status_code=400)
     except ServiceError as exc:
@@ -516,8 +489,6 @@ def submit(request: Request, booking_id: str, form=Depends(csrf_form), c=Depends
 @router.get("/bookings/{booking_id}/changes/{change_id}")
 def change_page(request: Request, booking_id: str, change_id: str, c=Depends(get_container)):
     """What became of a change: waiting for the worker (the page refreshes itself), done, refused."""
-    from . import owner_changes
-
     owner, denied = _guard(request, c, booking_id)
     if denied:
         return denied

@@ -1,65 +1,57 @@
-"""The owner console's admin changes, handed to the worker, and what became of them.
+"""The owner console's admin changes, through the one edge API (services/lifecycle/requests.py):
+each is checked now (a refusal is shown at once and nothing is queued), then written to the task
+outbox with an admin grant, under a change id the confirmation page chose, so a form posted twice
+makes one change. `outcome` reads back what the worker did (`change_status`).
 
-Each function checks the change now (the same `preview_*` the CLI uses, so a refusal is shown at
-once and nothing is queued), then queues the public task with a change id of our own (the task
-id, hence the change key the worker records its outcome under). `outcome` reads that outcome back
-from the activity stream and the ledger.
+`admin=True` is ours to say: the owner signed in, and only bookings of their own pages reach here
+(web/owner.py checks the scope before calling).
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from services.errors import InvalidInput, ServiceError
-
-DECISION_PREFIX = {"approve": "ap-", "decline": "dc-"}
-
-
-def _send(c, task_name: str, kwargs: dict, change_id: str) -> str:
-    from services.tokens import redact
-
-    c.celery_app.send_task(task_name, kwargs=kwargs, task_id=change_id, kwargsrepr=redact(repr(kwargs)))
-    return change_id
+from services.errors import InvalidInput
+from services.lifecycle import requests as edge
 
 
-def cancel(c, booking_id: str, session_ids: list[str], *, refund: bool, reason: str | None, actor: str) -> str:
-    from services.lifecycle import preview_cancel
-
-    plan = preview_cancel(c, session_ids, admin=True, refund=refund, reason=reason)
-    if plan["booking_id"] != booking_id:
-        raise InvalidInput("not_this_booking", "those sessions are not this booking's")
-    kwargs = {"session_ids": list(session_ids), "tokens": None, "admin": True, "refund": refund, "reason": reason}
-    return _send(c, "sessionpack.cancel_sessions", kwargs, str(uuid.uuid4()))
+def new_change_id(action: str) -> str:
+    """The id the confirmation page carries to the final post (the change's idempotency key)."""
+    return edge.new_change_id({"approve": "approve", "decline": "decline"}.get(action, "change"))
 
 
-def reschedule(c, booking_id: str, session_id: str, to: str, *, actor: str) -> str:
-    from services.lifecycle import preview_reschedule
+def sessions_of_booking(c, booking_id: str, session_ids: list[str]) -> None:
+    """Refuse session ids that are not all this booking's, before anything is queued: the page's
+    scope check was on the booking in the URL, so the sessions must be its own."""
+    from sqlalchemy import select
 
-    plan = preview_reschedule(c, session_id, to, admin=True)
-    if plan["booking_id"] != booking_id:
-        raise InvalidInput("not_this_booking", "that session is not this booking's")
-    kwargs = {"session_id": session_id, "to": to, "token": None, "admin": True}
-    return _send(c, "sessionpack.reschedule_session", kwargs, str(uuid.uuid4()))
+    from models import Session
 
-
-def refund(c, booking_id: str, amount: str, *, reason: str | None, actor: str) -> str:
-    from services.lifecycle import preview_refund
-
-    preview_refund(c, booking_id, amount, admin=True, reason=reason)
-    kwargs = {"booking_id": booking_id, "amount": amount, "admin": True, "reason": reason}
-    return _send(c, "sessionpack.refund_booking", kwargs, str(uuid.uuid4()))
+    if not session_ids:
+        raise InvalidInput("session_ids_required", "Tick at least one session.")
+    with c.session_factory() as db:
+        found = dict(db.execute(select(Session.id, Session.booking_id).where(Session.id.in_(session_ids))).all())
+    if any(found.get(s) != booking_id for s in session_ids):
+        raise InvalidInput("not_this_booking", "Those sessions are not this booking's.")
 
 
-def decide(c, booking_id: str, decision: str, *, reason: str | None, actor: str) -> str:
-    from services.booking.workflow import load_awaiting
+def cancel(c, booking_id: str, session_ids: list[str], *, refund: bool, reason: str | None, change_id: str) -> str:
+    sessions_of_booking(c, booking_id, session_ids)
+    return str(edge.request_cancel(c, session_ids, admin=True, refund=refund, reason=reason, change_id=change_id))
 
-    with c.uow() as uow:
-        load_awaiting(uow, booking_id, allow=())
+
+def reschedule(c, booking_id: str, session_id: str, to: str, *, change_id: str) -> str:
+    sessions_of_booking(c, booking_id, [session_id])
+    return str(edge.request_reschedule(c, session_id, to, admin=True, change_id=change_id))
+
+
+def refund(c, booking_id: str, amount: str, *, reason: str | None, change_id: str) -> str:
+    return str(edge.request_refund(c, booking_id, amount, reason=reason, refund_id=change_id, admin=True))
+
+
+def decide(c, booking_id: str, decision: str, *, reason: str | None, change_id: str) -> str:
     if decision == "approve":
-        kwargs, task = {"booking_id": booking_id}, "sessionpack.approve_booking"
-    else:
-        kwargs, task = {"booking_id": booking_id, "reason": reason}, "sessionpack.decline_booking"
-    return _send(c, task, kwargs, DECISION_PREFIX[decision] + str(uuid.uuid4()))
+        return str(edge.request_approve(c, booking_id, change_id=change_id))
+    return str(edge.request_decline(c, booking_id, reason=reason, change_id=change_id))
 
 
 @dataclass(frozen=True)
@@ -68,7 +60,6 @@ class ChangeOutcome:
     `refused` with the message saying why (nothing changed)."""
 
     state: str
-    kind: str
     message: str = ""
 
     @property
@@ -77,28 +68,20 @@ class ChangeOutcome:
 
 
 def outcome(c, booking_id: str, change_id: str) -> ChangeOutcome:
-    from models import Booking
-    from services.lifecycle import change_outcome, money_pending
-
-    with c.session_factory() as db:
-        for decision, prefix in DECISION_PREFIX.items():
-            if change_id.startswith(prefix):
-                booking = db.get(Booking, booking_id)
-                if booking.status in ("awaiting_approval", "pending"):
-                    return ChangeOutcome("waiting", decision)
-                failure = booking.failure or {}
-                if decision == "approve" and booking.status == "confirmed":
-                    return ChangeOutcome("done", decision, "The booking is approved and confirmed.")
-                if decision == "decline" and failure.get("code") == "declined":
-                    return ChangeOutcome("done", decision, "The request is declined; the customer is told.")
-                return ChangeOutcome("refused", decision, f"The booking is now {booking.status.replace('_', ' ')}"
-                                     + (f": {failure.get('message')}" if failure.get("message") else "."))
-        found = change_outcome(db, booking_id, change_id)
-        if found is None:
-            return ChangeOutcome("waiting", "change")
-        if found.state == "refused":
-            error: ServiceError = found.error
-            return ChangeOutcome("refused", "change", error.message)
-        if money_pending(db, booking_id, change_id):
-            return ChangeOutcome("waiting", "change", "Applied; its money is on its way to Stripe.")
-        return ChangeOutcome("done", "change", "The change is applied.")
+    status = edge.change_status(c, booking_id, change_id)
+    state, booking_status = status["state"], status["booking_status"]
+    if state == "refused":
+        return ChangeOutcome("refused", (status["error"] or {}).get("message", "The change was refused."))
+    if state == "queued":
+        return ChangeOutcome("waiting")
+    if change_id.startswith(("ap_", "dc_")):
+        if state == "applied":
+            return ChangeOutcome("waiting", "Approved; the booking is being confirmed (payment, meetings, emails).")
+        if change_id.startswith("ap_") and booking_status != "confirmed":
+            return ChangeOutcome("refused", f"The request was approved but the booking is {booking_status.replace('_', ' ')}; "
+                                            "see its activity below.")
+        return ChangeOutcome("done", "The booking is confirmed." if change_id.startswith("ap_")
+                             else "The request is declined; the customer is told.")
+    if state == "applied":
+        return ChangeOutcome("waiting", "Applied; its money is on its way to Stripe.")
+    return ChangeOutcome("done", "The change is applied.")

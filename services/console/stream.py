@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session as Db
 
-from models import Activity, Booking, UTCDateTime
+from models import Activity, Booking, Session, UTCDateTime
 
 from ..errors import InvalidInput
 from .accounts import OwnerIdentity
@@ -159,13 +159,20 @@ def read_stream(db: Db, owner: OwnerIdentity, filters: StreamFilters = StreamFil
 
 
 def _describe(db: Db, entries: Sequence[Activity]) -> list[StreamRow]:
-    """Each entry with its booking and session, read in two queries for the whole page."""
-    booking_ids = {e.booking_id for e in entries if e.booking_id}
-    bookings: dict[str, Booking] = {}
+    """Each entry with its booking and session: two plain queries for the whole page (columns,
+    not ORM objects: a page is read often and thrown away)."""
+    booking_ids = list({e.booking_id for e in entries if e.booking_id})
+    bookings: dict[str, Any] = {}
+    sessions: dict[str, Any] = {}
+    counts: dict[str, int] = {}
     if booking_ids:
-        # Sessions come along (the relationship's selectin load): one more query, not one per row.
-        bookings = {b.id: b for b in db.execute(select(Booking).where(Booking.id.in_(booking_ids))).scalars()}
-    sessions = {s.id: s for b in bookings.values() for s in b.sessions}
+        bookings = {row.id: row for row in db.execute(
+            select(Booking.id, Booking.page_slug, Booking.customer_name, Booking.customer_email, Booking.status,
+                   Booking.terms).where(Booking.id.in_(booking_ids)))}
+        for row in db.execute(select(Session.id, Session.booking_id, Session.number, Session.start_at, Session.status)
+                              .where(Session.booking_id.in_(booking_ids))):
+            sessions[row.id] = row
+            counts[row.booking_id] = counts.get(row.booking_id, 0) + 1
     rows = []
     for e in entries:
         b = bookings.get(e.booking_id) if e.booking_id else None
@@ -179,7 +186,7 @@ def _describe(db: Db, entries: Sequence[Activity]) -> list[StreamRow]:
             customer_name=b.customer_name if b else "", customer_email=b.customer_email if b else "",
             booking_status=b.status if b else None,
             session_number=s.number if s else (e.details or {}).get("number"),
-            sessions_in_booking=len(b.sessions) if b else None,
+            sessions_in_booking=counts.get(e.booking_id) if b else None,
             session_start=s.start_at if s else None, session_status=s.status if s else None,
         ))
     return rows

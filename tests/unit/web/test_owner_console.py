@@ -147,33 +147,40 @@ def test_booking_page_and_scope(client):
     assert r.status_code == 403
 
 
-def test_cancel_shows_the_refund_first_then_queues(client, world, monkeypatch):
-    from web import owner_changes
+def _outbox(container):
+    from models import TaskOutbox
 
-    sent = []
-    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: sent.append((name, kwargs)) or change_id)
+    with container.session_factory() as db:
+        return [(r.task_name, dict(r.kwargs)) for r in db.query(TaskOutbox).order_by(TaskOutbox.id)]
+
+
+def test_cancel_shows_the_refund_first_then_queues_with_an_admin_grant(client, world):
+    from services.grants import verify_grant
+
     sign_in(client)
     token = csrf(client.get("/owner/bookings/bk_k1").text)
     confirm = client.post("/owner/bookings/bk_k1/cancel", data={"csrf_token": token, "session_ids": ["bk_k1-s2"],
                                                                  "refund": "none", "reason": "owner ill"})
-    assert confirm.status_code == 200 and one_h1(confirm.text) and "$0.00" in confirm.text and not sent
+    assert confirm.status_code == 200 and one_h1(confirm.text) and "$0.00" in confirm.text and not _outbox(world)
     with_refund = client.post("/owner/bookings/bk_k1/cancel", data={"csrf_token": token, "session_ids": ["bk_k1-s2"],
                                                                      "refund": "policy"})
     assert "$100.00" in with_refund.text  # no policy in the terms: 100 % of 300.00 / 3
-    done = client.post("/owner/bookings/bk_k1/submit", data={
-        "csrf_token": csrf(confirm.text), "action": "cancel", "session_ids": ["bk_k1-s2"], "with_refund": "no",
-        "reason": "owner ill"}, follow_redirects=False)
-    assert done.status_code == 303 and "/owner/bookings/bk_k1/changes/" in done.headers["location"]
-    assert sent == [("sessionpack.cancel_sessions", {"session_ids": ["bk_k1-s2"], "tokens": None, "admin": True,
-                                                      "refund": False, "reason": "owner ill"})]
+    change_id = re.search(r'name="change_id" value="([^"]+)"', confirm.text).group(1)
+    form = {"csrf_token": csrf(confirm.text), "action": "cancel", "session_ids": ["bk_k1-s2"], "with_refund": "no",
+            "reason": "owner ill", "change_id": change_id}
+    done = client.post("/owner/bookings/bk_k1/submit", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/owner/bookings/bk_k1/changes/{change_id}"
+    again = client.post("/owner/bookings/bk_k1/submit", data=form, follow_redirects=False)
+    assert again.headers["location"] == done.headers["location"]  # a double post is the same change
+    (name, kwargs), (_, kwargs2) = _outbox(world)
+    assert name == "sessionpack.cancel_sessions" and kwargs["admin"] is True and kwargs["refund"] is False
+    assert kwargs["change_id"] == kwargs2["change_id"] == change_id and "tokens" not in kwargs
+    assert verify_grant(world.settings.secret_key, name, kwargs, now=world.clock(), role="admin")
     outcome = client.get(done.headers["location"])
     assert outcome.status_code == 200 and "Working on it" in outcome.text and 'http-equiv="refresh"' in outcome.text
 
 
-def test_refund_confirm_and_refusal(client, monkeypatch):
-    from web import owner_changes
-
-    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: change_id)
+def test_refund_confirm_and_refusal(client, world):
     sign_in(client)
     token = csrf(client.get("/owner/bookings/bk_k1").text)
     confirm = client.post("/owner/bookings/bk_k1/refund", data={"csrf_token": token, "amount": "12.34",
@@ -183,12 +190,16 @@ def test_refund_confirm_and_refusal(client, monkeypatch):
     assert "Nothing was changed" in too_much.text and "more than" in too_much.text
     no_csrf = client.post("/owner/bookings/bk_k1/refund", data={"amount": "1.00"})
     assert no_csrf.status_code == 400
+    change_id = re.search(r'name="change_id" value="([^"]+)"', confirm.text).group(1)
+    done = client.post("/owner/bookings/bk_k1/submit", data={
+        "csrf_token": token, "action": "refund", "amount": "12.34", "reason": "late start", "change_id": change_id},
+        follow_redirects=False)
+    assert done.headers["location"] == f"/owner/bookings/bk_k1/changes/rf-{change_id}"
+    [(name, kwargs)] = _outbox(world)
+    assert name == "sessionpack.refund_booking" and kwargs["amount"] == "12.34" and kwargs["refund_id"] == change_id
 
 
-def test_reschedule_lists_free_times_and_takes_any_time(client, world, monkeypatch):
-    from web import owner_changes
-
-    monkeypatch.setattr(owner_changes, "_send", lambda c, name, kwargs, change_id: change_id)
+def test_reschedule_lists_free_times_and_takes_any_time(client, world):
     sign_in(client)
     page = client.get("/owner/bookings/bk_k1/reschedule", params={"session": "bk_k1-s1"})
     assert page.status_code == 200 and one_h1(page.text) and 'name="to"' in page.text
@@ -197,6 +208,23 @@ def test_reschedule_lists_free_times_and_takes_any_time(client, world, monkeypat
         "csrf_token": token, "session_id": "bk_k1-s1", "to": "other", "other_date": "2026-12-15",
         "other_time": "09:00"})
     assert confirm.status_code == 200 and "Fee" in confirm.text and "$0.00" in confirm.text, confirm.text
+    assert "2026-12-15T14:00:00Z" in confirm.text  # 09:00 in New York
+    wrong = client.post("/owner/bookings/bk_k1/reschedule", data={
+        "csrf_token": token, "session_id": "bk_k2-s1", "to": "2026-12-15T15:00:00Z"})
+    assert "Nothing was changed" in wrong.text
+
+
+def test_another_owners_sessions_cannot_ride_on_my_booking(client, world):
+    """The scope is checked on the booking in the URL; its sessions must be that booking's."""
+    sign_in(client)
+    token = csrf(client.get("/owner/bookings/bk_k1").text)
+    for path, data in (("cancel", {"session_ids": ["bk_l1-s1"]}),
+                       ("reschedule", {"session_id": "bk_l1-s1", "to": "2026-12-15T15:00:00Z"}),
+                       ("submit", {"action": "cancel", "session_ids": ["bk_l1-s1"], "with_refund": "no"}),
+                       ("submit", {"action": "reschedule", "session_id": "bk_l1-s1", "to": "2026-12-15T15:00:00Z"})):
+        r = client.post(f"/owner/bookings/bk_k1/{path}", data={"csrf_token": token, **data}, follow_redirects=False)
+        assert r.status_code == 200 and "not this booking" in r.text, (path, r.text[:300])
+    assert _outbox(world) == []
 
 
 def test_money_page_and_csv(client):
