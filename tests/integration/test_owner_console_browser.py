@@ -307,7 +307,7 @@ def test_owner_console_in_a_browser(pg_redis_env, worker_factory, web_process, b
 
 def _container(env):
     from tests.conftest import make_settings
-    from worker.wiring import build_container
+    from core.wiring import build_container
 
     settings = make_settings(Path(env["SESSIONPACK_VAR_DIR"]).parent, env["DATABASE_URL"],
                              secret_key=env["SECRET_KEY"], stripe_api_key=env["STRIPE_API_KEY"],
