@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
     # Requests per API key (the `limits` notation), shared by every web process on Redis.
     api_rate_limit: str = "600/minute"
+    # Outgoing webhooks: the first wait after a failed delivery (doubling up to 6 hours; given up
+    # after 3 days).
+    webhook_retry_seconds: float = 30.0
     zoom_account_id: str | None = None
     zoom_client_id: str | None = None
     zoom_client_secret: str | None = None

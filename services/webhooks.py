@@ -227,9 +227,9 @@ def emit_recorded(uow, settings, entries: Iterable[tuple], now: datetime) -> lis
 # -- delivering (the worker) -----------------------------------------------------------------------
 
 
-def next_wait(attempts: int) -> float:
-    """Seconds before the next try after `attempts` failed ones: 30 s doubling to 6 h, jittered."""
-    return min(MAX_WAIT_SECONDS, 30 * 2 ** max(0, attempts - 1)) * (0.8 + 0.4 * random.random())
+def next_wait(attempts: int, base: float = 30.0) -> float:
+    """Seconds before the next try after `attempts` failed ones: `base` doubling to 6 h, jittered."""
+    return min(MAX_WAIT_SECONDS, base * 2 ** max(0, attempts - 1)) * (0.8 + 0.4 * random.random())
 
 
 def _post(row: WebhookDelivery, secret: str) -> None:
@@ -300,7 +300,8 @@ def _send_one(container, row: WebhookDelivery, counts: dict[str, int], post) -> 
                       row.event_type, row.event_id, row.url, row.attempts, exc)
         else:
             row.status = "pending"
-            row.next_attempt_at = now + timedelta(seconds=next_wait(row.attempts))
+            base = getattr(container.settings, "webhook_retry_seconds", None) or 30.0
+            row.next_attempt_at = now + timedelta(seconds=next_wait(row.attempts, base))
             counts["retry"] += 1
             log.warning("webhook %s %s to %s not delivered (attempt %s): %s",
                         row.event_type, row.event_id, row.url, row.attempts, exc)
