@@ -19,7 +19,7 @@ ENV = "SESSIONPACK_BENCH_PROPOSALS"
 # statement, no calendar task for owners without a calendar) were measured here and are now part
 # of the service itself; the README's Benchmarks section has the before and after figures. P4 (no
 # thread pool for builtin meetings) is superseded: builtin meetings are now made in one
-# transaction, with no thread pool (services/booking/workflow.py _provision_locally).
+# transaction, with no thread pool (services/booking/steps.py _provision_locally).
 
 
 # P5 models/db.py make_engine: no pool_pre_ping (one extra round trip per checkout, ~10 per

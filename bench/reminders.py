@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from sqlalchemy import text
 
-    from services.booking import workflow
+    from services.booking import submit_booking
     from services.notifications.reminders import send_due
     from tests.support import drain
 
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
         c = bench.container
         log("10 real bookings of 10 sessions (200 reminders to be due)")
         for r in package_requests(10, 10, tag="rm"):
-            workflow.submit_booking(c, r)
+            submit_booking(c, r)
         drain(c)
         due_ids = [i for (i,) in bench.sql("SELECT id FROM reminders WHERE status = 'scheduled'")]
         assert len(due_ids) == 200, len(due_ids)

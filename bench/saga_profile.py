@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from sqlalchemy import event
 
-    from services.booking import workflow
+    from services.booking import capture_payment, provision_conferencing, submit_booking
     from services.notifications import outbox
     from bench.proposals import ENV, apply_from_env
     from tests.support import package_config
@@ -64,8 +64,8 @@ def main(argv=None) -> None:
                 kinds[current["step"]]["checkouts"] += 1
 
         steps = {
-            "sessionpack.provision_conferencing": workflow.provision_conferencing,
-            "sessionpack.capture_payment": workflow.capture_payment,
+            "sessionpack.provision_conferencing": provision_conferencing,
+            "sessionpack.capture_payment": capture_payment,
         }
         times: dict[str, list[float]] = defaultdict(list)
         cpu_times: dict[str, list[float]] = defaultdict(list)  # this process only: PostgreSQL's share is not in it
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
         def run(req) -> None:
             current["step"] = "submit_booking"
             t, cpu = time.perf_counter(), time.process_time()
-            workflow.submit_booking(c, req)
+            submit_booking(c, req)
             times["submit_booking"].append(time.perf_counter() - t)
             cpu_times["submit_booking"].append(time.process_time() - cpu)
             while queue:

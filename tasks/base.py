@@ -44,7 +44,7 @@ def is_transient(exc: BaseException) -> bool:
 def run_saga_step(task, step: str, booking_id: str, fn) -> None:
     """Run one saga step. Transient failures retry with backoff; permanent ones, or transient
     ones that outlived their retries, fail the booking and start its compensation."""
-    from services.booking.workflow import fail_booking
+    from services.booking import fail_booking
 
     c = container()
     try:

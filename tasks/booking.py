@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.booking import intake, workflow
+from services.booking import intake
+from services.booking import (authorize_payment as _authorize, capture_payment as _capture,
+                              compensate_booking as _compensate, provision_conferencing as _provision,
+                              submit_booking as _submit)
 from worker.app import app
 
 from .args import parse_submit
@@ -29,7 +32,7 @@ def submit_booking(self, *args: Any, **kwargs: Any) -> str | dict | None:
         record_refused(container(), SUBMIT, self.request.id, {"booking_page": said.get("booking_page")}, exc,
                        request_id=said.get("request_id"))
         return {"error": exc.as_dict()}
-    return retry_transient(self, workflow.submit_booking, container(), request)
+    return retry_transient(self, _submit, container(), request)
 
 
 @app.task(name=intake.START_BOOKING, **SAGA_TASK)
@@ -40,24 +43,24 @@ def start_booking(self, request_id: str) -> str | None:
 
 @app.task(name="sessionpack.authorize_payment", **SAGA_TASK)
 def authorize_payment(self, booking_id: str) -> None:
-    run_saga_step(self, "authorize", booking_id, workflow.authorize_payment)
+    run_saga_step(self, "authorize", booking_id, _authorize)
 
 
 @app.task(name="sessionpack.provision_conferencing", **SAGA_TASK)
 def provision_conferencing(self, booking_id: str) -> None:
-    run_saga_step(self, "conferencing", booking_id, workflow.provision_conferencing)
+    run_saga_step(self, "conferencing", booking_id, _provision)
 
 
 @app.task(name="sessionpack.capture_payment", **SAGA_TASK)
 def capture_payment(self, booking_id: str) -> None:
-    run_saga_step(self, "capture", booking_id, workflow.capture_payment)
+    run_saga_step(self, "capture", booking_id, _capture)
 
 
 @app.task(name="sessionpack.compensate_booking", **SAGA_TASK)
 def compensate_booking(self, booking_id: str) -> None:
     # Compensation must finish: it retries transient failures for as long as it takes.
     try:
-        workflow.compensate_booking(container(), booking_id)
+        _compensate(container(), booking_id)
     except Exception as exc:  # noqa: BLE001
         from .base import backoff, is_transient
 

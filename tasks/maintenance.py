@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services import lifecycle, webhooks
-from services.booking import intake, workflow
+from services.booking import intake, resume_stalled
 from services.calendar import resync
 from services.conferencing import reconcile
 from services.lifecycle.ledger import resend_stale_refunds as resend_refunds
@@ -45,7 +45,7 @@ def resume_stalled_bookings(self) -> dict:
     # Accepted requests no booking picked up (the broker lost them) wait as long as a stalled saga.
     c = container()
     stall = timedelta(seconds=c.settings.saga_stall_seconds)
-    return {"resumed": workflow.resume_stalled(c, stall), **intake.republish_unclaimed(c, stall)}
+    return {"resumed": resume_stalled(c, stall), **intake.republish_unclaimed(c, stall)}
 
 
 @app.task(name="sessionpack.sweep_orphan_meetings", bind=True, acks_late=True)

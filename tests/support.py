@@ -114,13 +114,13 @@ def default_task_handlers() -> dict[str, Callable]:
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:
     """Run the task outbox in-process, in order, until it is empty: the saga's logic without
     Celery (queue behaviour itself is tested with a real worker elsewhere)."""
-    from services.booking import workflow
+    from services.booking import authorize_payment, capture_payment, compensate_booking, fail_booking, provision_conferencing
     from services.notifications import outbox
 
     steps = {
-        "sessionpack.authorize_payment": ("authorize", workflow.authorize_payment),
-        "sessionpack.provision_conferencing": ("conferencing", workflow.provision_conferencing),
-        "sessionpack.capture_payment": ("capture", workflow.capture_payment),
+        "sessionpack.authorize_payment": ("authorize", authorize_payment),
+        "sessionpack.provision_conferencing": ("conferencing", provision_conferencing),
+        "sessionpack.capture_payment": ("capture", capture_payment),
     }
     ran = []
     for _ in range(max_rounds):
@@ -136,9 +136,9 @@ def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> 
             try:
                 fn(container, kwargs["booking_id"])
             except Exception as exc:  # the task's decision: permanent or out of retries -> fail
-                workflow.fail_booking(container, kwargs["booking_id"], step, exc)
+                fail_booking(container, kwargs["booking_id"], step, exc)
         elif name == "sessionpack.compensate_booking":
-            workflow.compensate_booking(container, kwargs["booking_id"])
+            compensate_booking(container, kwargs["booking_id"])
         elif name == "sessionpack.send_emails":
             outbox.deliver(container, kwargs.get("ids"))
         else:

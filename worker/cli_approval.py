@@ -12,7 +12,7 @@ from .cli import _wait_for, container, emit, ensure_schema, reporting, say
 
 def _check_awaiting(c, booking_id: str) -> None:
     """Refuse synchronously what the task would refuse: unknown ids, bookings not awaiting."""
-    from services.booking.workflow import load_awaiting
+    from services.booking import load_awaiting
 
     with c.uow() as uow:
         load_awaiting(uow, booking_id, allow=())

@@ -242,7 +242,7 @@ _OTHER_STEPS = {
 
 def step_of(task_name: str) -> str | None:
     """The saga or lifecycle step a task performs, for the `step` field."""
-    from services.booking.workflow import TASK_FOR_STEP
+    from services.booking import TASK_FOR_STEP
 
     steps = {task: step for step, task in TASK_FOR_STEP.items()}
     return steps.get(task_name) or _OTHER_STEPS.get(task_name)

@@ -14,7 +14,3 @@ def booking_id_for(request_id: str) -> str:
 
 def new_session_id() -> str:
     return "ss_" + base64.b32encode(secrets.token_bytes(15)).decode().rstrip("=").lower()
-
-
-def calendar_uid(session_id: str) -> str:
-    return f"{session_id}@sessionpack"

@@ -180,12 +180,12 @@ def start_booking(c, request_id: str) -> str | None:
     """The body of `sessionpack.start_booking`: submit the stored request (as
     `sessionpack.submit_booking` does a message's). A repeat, or a request already taken, changes
     nothing. Returns the booking id, or None when no such request waits."""
-    from . import workflow  # the workflow claims requests through this module
+    from .submit import submit_booking  # submit claims requests through this module
 
     body = queued_body(c, request_id)
     if body is None:
         return None
-    return workflow.submit_booking(c, body)
+    return submit_booking(c, body)
 
 
 def claim_request(db, request_id: str, booking_id: str, fp: str, *, source: str = "broker") -> None:

@@ -14,19 +14,23 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, vText
 
 from ..availability import Interval
-from ..booking.ids import calendar_uid
 from ..notifications.ics import publish_calendar, summary
 from ..notifications.render import one_line
 from ..notifications.views import BookingView, SessionView
 
 # Every session's UID ends the same way (`calendar_uid`): how we recognise our own events
 # among the owner's appointments.
-SESSION_UID_SUFFIX = calendar_uid("")
+SESSION_UID_SUFFIX = "@sessionpack"
 
 # Scheduling properties left out of the owner's copy: with an ORGANIZER and ATTENDEEs, servers
 # that implement CalDAV scheduling (Nextcloud, iCloud, Google) would mail the customer an
 # invitation of their own, on top of our confirmation email.
 _SCHEDULING_PROPERTIES = ("ORGANIZER", "ATTENDEE")
+
+
+def calendar_uid(session_id: str) -> str:
+    """A session's UID, stored on its row: the same in every calendar file and CalDAV event."""
+    return f"{session_id}{SESSION_UID_SUFFIX}"
 
 
 def is_session_uid(uid: str) -> bool:

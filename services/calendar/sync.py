@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from models import Booking, Owner
 
-from ..booking.views import booking_view
 from ..errors import TransientError
+from ..notifications.booking_view import booking_view
 from ..notifications.views import BookingView
 from .base import CalendarSync
 from .busy import CaldavBusySource

@@ -4,9 +4,10 @@ from __future__ import annotations
 from .base import ConferencingProvider, MeetingDetails, MeetingRequest
 from .builtin import BuiltinProvider
 from .jitsi import JitsiProvider
+from .requests import meeting_request, provider_for
 
 __all__ = ["BuiltinProvider", "ConferencingProvider", "JitsiProvider", "MeetingDetails", "MeetingRequest",
-           "build_providers"]
+           "build_providers", "meeting_request", "provider_for"]
 
 
 def build_providers(settings) -> dict[str, ConferencingProvider]:

@@ -18,10 +18,10 @@ from sqlalchemy.orm import selectinload
 
 from models import Booking, Meeting, SagaStep
 from models.booking import TROUBLED_CONFERENCING
-from services.booking.workflow import meeting_request  # the step's own request: GoTo matches its subject
 from services.errors import ServiceError
 
 from .base import ConferencingProvider, MeetingRequest
+from .requests import meeting_request  # the step's own request: GoTo matches its subject
 
 log = logging.getLogger("sessionpack.conferencing.reconcile")
 

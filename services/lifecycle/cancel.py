@@ -144,7 +144,7 @@ def finish_cancellation(c, booking_id: str, session_ids: list[str]) -> None:
     A provider that refuses for good is recorded and the other meetings are still deleted; the
     first refusal is raised at the end. Transient failures propagate, so the task retries.
     """
-    from ..booking.workflow import provider_for
+    from ..conferencing import provider_for
 
     with c.session_factory() as db:
         # Only meetings of this booking's sessions that are cancelled: a forged or stale message

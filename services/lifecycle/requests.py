@@ -137,7 +137,7 @@ def request_refund(c, booking_id: str, amount: str, *, reason: str | None = None
 
 
 def _check_awaiting(c, booking_id: str) -> None:
-    from ..booking.workflow import load_awaiting
+    from ..booking import load_awaiting
 
     if not isinstance(booking_id, str):
         raise InvalidInput("invalid_request", "name the booking by its id (bk_...)")

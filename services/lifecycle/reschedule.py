@@ -204,7 +204,7 @@ def _apply(uow, c, plan: ReschedulePlan, *, actor: str, fee: int, change_key: st
 def move_meeting(c, booking_id: str, session_id: str) -> None:
     """The task body: move the session's meeting to the session's current time. Idempotent: it
     always sends the current time, so a late or repeated run leaves the meeting right."""
-    from ..booking.workflow import meeting_request, provider_for  # one definition of a meeting's request
+    from ..conferencing import meeting_request, provider_for  # one definition of a meeting's request
 
     with c.session_factory() as db:
         meeting = db.execute(select(Meeting).where(Meeting.session_id == session_id,

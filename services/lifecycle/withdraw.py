@@ -9,7 +9,7 @@ moves: in manual mode nothing is authorized before the owner approves (payment i
 with automatic booking mode, and the saga's authorize step runs after approval).
 
 In one transaction, under the booking's lock taken by `changes.begin_change` (the owner's
-approve/decline lock the same row in `workflow.load_awaiting`, so whichever commits first wins):
+approve/decline lock the same row in `booking.approval.load_awaiting`, so whichever commits first wins):
 the held slots are released (sessions `cancelled`), the booking ends `cancelled` with failure
 `{"step": "approval", "code": "withdrawn"}`, the activity records who did it, and one email goes
 to each side. A second withdrawal finds the sessions cancelled and is refused with
@@ -53,7 +53,7 @@ def failure_message(actor: str, reason: str | None) -> str:
 def apply_withdrawal(uow, c, plan, *, actor: str, reason: str | None, change_key: str) -> dict:
     """Withdraw the checked request of `plan` (a `cancel.CancelPlan` with `withdraw` set) in the
     caller's transaction, which holds the booking's lock. Returns the cancel result."""
-    from ..booking.workflow import _mark_step
+    from ..booking.saga import mark_step
 
     booking, db, now = plan.booking, uow.db, c.clock()
     ids = [s.id for s in plan.sessions]
@@ -64,7 +64,7 @@ def apply_withdrawal(uow, c, plan, *, actor: str, reason: str | None, change_key
                    withdrawn=True, change=change_key)
     booking.status, booking.saga_step, booking.expires_at = "cancelled", "done", None
     booking.failure = {"step": "approval", "code": FAILURE_CODE, "message": failure_message(actor, reason)}
-    _mark_step(db, booking.id, "approval", "failed", booking.failure)
+    mark_step(db, booking.id, "approval", "failed", booking.failure)
     uow.record("booking.withdrawn", booking_id=booking.id, actor=actor, code=FAILURE_CODE, reason=reason,
                change=change_key)
     db.flush()

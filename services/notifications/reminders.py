@@ -73,7 +73,7 @@ def send_due(container, *, now: datetime | None = None, batch: int = 200, max_ba
     Per batch, a fixed number of queries whatever its size: the claim, the batch's sessions, one
     view per booking, one outbox write and one delivery task for all its emails."""
     from . import compose
-    from ..booking.views import booking_view
+    from .booking_view import booking_view
     from .outbox import queue_email_batch
 
     now = now or container.clock()

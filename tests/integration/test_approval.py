@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from models import Booking, OutboxEmail
-from services.booking import workflow
+from services.booking import approve_booking, decline_booking, expire_approval_requests, submit_booking
 from services.booking.views import booking_object
 from services.errors import OperationFailed
 from services.scheduling import list_slots
@@ -25,7 +25,7 @@ def slots_of(container, *args, **kwargs):
 
 
 def submit(container, slots, **kw):
-    booking_id = workflow.submit_booking(container, booking_request(slots, **kw))
+    booking_id = submit_booking(container, booking_request(slots, **kw))
     drain(container)
     return booking_id
 
@@ -50,12 +50,12 @@ def test_request_then_approve_confirms_with_a_meeting_and_emails(container, db_b
     # the slot is held meanwhile
     assert slot[0] not in slots_of(container, "coach/pkg", slot[0][:10], slot[0][:10], "UTC", now=clock())
 
-    assert workflow.approve_booking(container, booking_id) == "pending"
+    assert approve_booking(container, booking_id) == "pending"
     drain(container)
     shown = show(container, booking_id)
     assert shown["status"] == "confirmed" and shown["sessions"][0]["conferencing"]["join_url"]
     assert "booking_confirmed_customer" in email_kinds(container, booking_id)
-    assert workflow.approve_booking(container, booking_id) == "confirmed"  # idempotent
+    assert approve_booking(container, booking_id) == "confirmed"  # idempotent
     assert "booking.approved" in [a["action"] for a in shown["activity"]]
 
 
@@ -63,14 +63,14 @@ def test_request_then_decline_frees_the_slot(container, db_backend, clock):
     apply_config(container, manual_config())
     slot = daily_slots(clock() + timedelta(days=2), 1)
     booking_id = submit(container, slot)
-    assert workflow.decline_booking(container, booking_id, reason="fully booked that week") == "cancelled"
-    assert workflow.decline_booking(container, booking_id) == "cancelled"  # idempotent
+    assert decline_booking(container, booking_id, reason="fully booked that week") == "cancelled"
+    assert decline_booking(container, booking_id) == "cancelled"  # idempotent
     drain(container)
     shown = show(container, booking_id)
     assert shown["status"] == "cancelled" and shown["failure"]["code"] == "declined"
     assert "booking_declined_customer" in email_kinds(container, booking_id)
     with pytest.raises(OperationFailed) as err:
-        workflow.approve_booking(container, booking_id)
+        approve_booking(container, booking_id)
     assert err.value.code == "not_awaiting_approval"
     assert submit(container, slot, email="other@example.org") and show(container, booking_id)["status"] == "cancelled"
     with container.session_factory() as db:
@@ -81,9 +81,9 @@ def test_undecided_request_expires(container, clock):
     apply_config(container, manual_config())
     booking_id = submit(container, daily_slots(clock() + timedelta(days=4), 1))
     clock.advance(hours=47)
-    assert workflow.expire_approval_requests(container) == 0
+    assert expire_approval_requests(container) == 0
     clock.advance(hours=2)
-    assert workflow.expire_approval_requests(container) == 1
+    assert expire_approval_requests(container) == 1
     drain(container)
     shown = show(container, booking_id)
     assert shown["status"] == "cancelled" and shown["failure"]["code"] == "approval_expired"

@@ -7,15 +7,16 @@ from datetime import timedelta
 import pytest
 
 from models import Booking, Meeting, OutboxEmail, Reminder, SagaStep, Session
-from services.booking import workflow
+from services.booking import compensate_booking, fail_booking, submit_booking
 from services.booking.ids import booking_id_for
 from services.booking.views import booking_object
+from services.conferencing import ConferencingProvider
 from services.errors import PermanentError
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
 
 
 def book(container, request):
-    booking_id = workflow.submit_booking(container, request)
+    booking_id = submit_booking(container, request)
     drain(container)
     with container.session_factory() as db:
         return booking_object(db, db.get(Booking, booking_id), container.settings)
@@ -49,7 +50,7 @@ def test_builtin_meetings_fill_in_placeholders_an_earlier_release_left(container
     """A booking in flight during a deploy: the old two-transaction step had written `creating`
     rows before the worker stopped; the one-transaction step fills them in (one row a session)."""
     apply_config(container, package_config(3))
-    booking_id = workflow.submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 3)))
+    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 3)))
     with container.session_factory() as db:
         for session in db.query(Session).filter_by(booking_id=booking_id):
             db.add(Meeting(session_id=session.id, provider="builtin", status="creating"))
@@ -64,7 +65,7 @@ def test_builtin_meetings_fill_in_placeholders_an_earlier_release_left(container
 def test_same_request_three_times_makes_one_booking(container, db_backend, clock):
     apply_config(container, package_config(3))
     request = booking_request(daily_slots(clock() + timedelta(days=2), 3))
-    ids = {workflow.submit_booking(container, dict(request)) for _ in range(3)}
+    ids = {submit_booking(container, dict(request)) for _ in range(3)}
     drain(container)
     assert ids == {booking_id_for(request["request_id"])}
     with container.session_factory() as db:
@@ -124,8 +125,8 @@ def test_missing_payment_method_on_a_priced_event(container, clock):
     assert shown["failure"]["code"] == "payment_method_required"
 
 
-class BrokenProvider:
-    """A builtin-like provider that fails on the k-th create (permanently)."""
+class BrokenProvider(ConferencingProvider):
+    """A provider that calls out (remote) and fails on the k-th create (permanently)."""
 
     name = "builtin"
 
@@ -172,8 +173,8 @@ def test_compensation_is_idempotent(container, clock):
     apply_config(container, package_config(2))
     container.conferencing["builtin"] = BrokenProvider(container.conferencing["builtin"], fail_on=2)
     shown = book(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)))
-    workflow.compensate_booking(container, shown["id"])
-    workflow.fail_booking(container, shown["id"], "capture", PermanentError("x", "y"))
+    compensate_booking(container, shown["id"])
+    fail_booking(container, shown["id"], "capture", PermanentError("x", "y"))
     drain(container)
     with container.session_factory() as db:
         booking = db.get(Booking, shown["id"])

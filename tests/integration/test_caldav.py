@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Activity, Booking, Owner, Session
-from services.booking import workflow
+from services.booking import submit_booking
 from services.calendar import CaldavBusySource, check_calendars, sync_booking
 from services.calendar.caldav_calendar import CaldavCalendar
 from services.errors import OperationFailed, PermanentError, TransientError
@@ -65,7 +65,7 @@ def book(c, slots, on_task=None) -> Booking:
 
     The sync is enqueued here only while confirm_booking does not enqueue it itself yet.
     """
-    booking_id = workflow.submit_booking(c, booking_request(slots))
+    booking_id = submit_booking(c, booking_request(slots))
     ran = drain(c, on_task=on_task)
     with c.session_factory() as db:
         confirmed = db.get(Booking, booking_id).status == "confirmed"
@@ -346,7 +346,7 @@ def test_a_missing_password_variable_is_reported_not_retried(cal, radicale, cloc
 
 def test_owners_without_a_calendar_are_left_alone(container, clock):
     apply_config(container, package_config(2))
-    booking_id = workflow.submit_booking(container, booking_request(daily_slots(first_day(clock), 2)))
+    booking_id = submit_booking(container, booking_request(daily_slots(first_day(clock), 2)))
     drain(container)
     assert sync_booking(container, booking_id, calendar=CaldavCalendar(container.settings)) is None
     assert actions(container, booking_id) == [] and check_calendars(container) == []

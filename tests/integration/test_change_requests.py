@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from models import Activity, Booking, LedgerEntry, TaskOutbox
 from services import lifecycle
-from services.booking import workflow
+from services.booking import submit_booking
 from services.booking.views import booking_object
 from services.devtools.localstripe import reset, running_localstripe
 from services.errors import OperationFailed
@@ -69,7 +69,7 @@ def book(c, clock, *, price="150.00", mode="automatic") -> dict:
     n = 3 if mode == "automatic" else 1
     request = booking_request(daily_slots(clock() + timedelta(days=3), n, "10:00"),
                               payment_method="pm_card_visa" if mode == "automatic" and price else None)
-    booking_id = workflow.submit_booking(c, request)
+    booking_id = submit_booking(c, request)
     drain(c)
     return show(c, booking_id)
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Activity, Booking, Meeting, SagaStep
-from services.booking.workflow import meeting_request
+from services.conferencing import meeting_request
 from services.conferencing.base import ConferencingProvider, MeetingRequest
 from services.conferencing.goto import GoToMeetingProvider
 from services.conferencing.reconcile import sweep_orphan_meetings

@@ -5,7 +5,7 @@ from datetime import timedelta
 from aiosmtpd.controller import Controller
 
 from models import OutboxEmail
-from services.booking import workflow
+from services.booking import submit_booking
 from services.notifications.outbox import deliver
 from tests.support import apply_config, booking_request, daily_slots, package_config
 
@@ -30,7 +30,7 @@ def test_smtp_down_then_up_delivers_every_email_once(container, clock):
     container.settings = container.settings.replace(smtp_url=f"smtp://127.0.0.1:{port}")
     container.__dict__.pop("email_sender", None)
     apply_config(container, package_config(3))
-    workflow.submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=3), 3)))
+    submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=3), 3)))
     from tests.support import drain
 
     drain(container)  # delivery attempted while SMTP is down

@@ -90,10 +90,10 @@ def test_a_reused_request_id_with_another_body_is_refused(c, change):
 def test_a_booking_made_before_the_intake_is_compared_by_its_details(c):
     """A booking submitted straight to the worker before intake rows existed has no fingerprint:
     its customer, page and times decide."""
-    from services.booking import workflow
+    from services.booking import submit_booking
 
     req = _request(c)
-    booking_id = workflow.submit_booking(c, req)
+    booking_id = submit_booking(c, req)
     with c.uow() as uow:  # as if made before the intake stored it
         uow.db.query(BookingRequest).delete()
         uow.commit()

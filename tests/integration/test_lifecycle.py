@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from models import Activity, Booking, LedgerEntry, Meeting, OutboxEmail, Payment, Reminder, Session
 from services import lifecycle
-from services.booking import workflow
+from services.booking import submit_booking
 from services.booking.views import booking_object
 from services.errors import InvalidInput, NotFound, OperationFailed
 from services.tokens import make_token
@@ -66,7 +66,7 @@ def book(c, clock, n=3, price=None, *, days=2, hhmm="10:00", **config) -> dict:
     apply_config(c, package_config(n, price=price, **config))
     request = booking_request(daily_slots(clock() + timedelta(days=days), n, hhmm),
                               payment_method="pm_card_visa" if price else None)
-    booking_id = workflow.submit_booking(c, request)
+    booking_id = submit_booking(c, request)
     drain(c)
     shown = show(c, booking_id)
     assert shown["status"] == "confirmed", shown["failure"]
@@ -244,7 +244,7 @@ def test_a_slot_taken_after_the_fee_was_charged_gives_the_fee_back(paid, db_back
 
         def charge_off_session(self, **kwargs):
             movement = real.charge_off_session(**kwargs)
-            workflow.submit_booking(paid, booking_request([target, later(clock, 20)], payment_method="pm_card_visa",
+            submit_booking(paid, booking_request([target, later(clock, 20)], payment_method="pm_card_visa",
                                                           email="other@example.org"))
             return movement
 

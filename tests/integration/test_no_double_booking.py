@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Session
-from services.booking import workflow
+from services.booking import submit_booking
 from tests.support import apply_config, booking_request, drain, iso, local, package_config
 
 
@@ -88,7 +88,7 @@ def test_fifty_concurrent_requests_for_overlapping_slots(container, db_backend, 
         own = iso(local((clock() + timedelta(days=10 + i)).date().isoformat(), "10:00"))
         requests.append(booking_request(sorted([contested[i % 5], own]), request_id=f"race-{i}"))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(lambda r: workflow.submit_booking(container, r), requests))
+        ids = list(pool.map(lambda r: submit_booking(container, r), requests))
     drain(container)
     with container.session_factory() as db:
         bookings = [db.get(Booking, i) for i in ids]

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from models import OutboxEmail, Reminder, Session
-from services.booking import workflow
+from services.booking import submit_booking
 from services.notifications.reminders import send_due
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
 
@@ -13,7 +13,7 @@ from tests.support import apply_config, booking_request, daily_slots, drain, pac
 def _book(container, clock, n=3, first_in=timedelta(days=3), reminders=None):
     apply_config(container, package_config(n, reminders=reminders))
     request = booking_request(daily_slots(clock() + first_in, n))
-    booking_id = workflow.submit_booking(container, request)
+    booking_id = submit_booking(container, request)
     drain(container)
     with container.session_factory() as db:
         return [(s.id, s.start_at) for s in db.query(Session).filter_by(booking_id=booking_id).order_by(Session.number)]

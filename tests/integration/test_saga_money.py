@@ -8,7 +8,7 @@ import pytest
 import stripe
 
 from models import Booking, Meeting, Payment, Session
-from services.booking import workflow
+from services.booking import capture_payment, submit_booking
 from services.booking.views import booking_object
 from services.errors import PermanentError
 from tests.peers.localstripe_server import reset, running_localstripe
@@ -50,7 +50,7 @@ class FailingCapture:
 
 def book(container, clock, n=3):
     apply_config(container, package_config(n, price="150.00"))
-    booking_id = workflow.submit_booking(
+    booking_id = submit_booking(
         container, booking_request(daily_slots(clock() + timedelta(days=2), n), payment_method="pm_card_visa"))
     drain(container)
     with container.session_factory() as db:
@@ -90,12 +90,12 @@ def test_a_capture_that_reached_stripe_before_a_crash_is_not_repeated(paid, cloc
 
     paid.payments = CrashAfterCapture()
     apply_config(paid, package_config(3, price="150.00"))
-    booking_id = workflow.submit_booking(
+    booking_id = submit_booking(
         paid, booking_request(daily_slots(clock() + timedelta(days=2), 3), payment_method="pm_card_visa"))
     with pytest.raises(Crash):
         drain(paid)
     paid.payments = real
-    workflow.capture_payment(paid, booking_id)  # the redelivered task
+    capture_payment(paid, booking_id)  # the redelivered task
     drain(paid)
     with paid.session_factory() as db:
         shown = booking_object(db, db.get(Booking, booking_id), paid.settings)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from models import Booking, WebhookDelivery
 from services import lifecycle, webhooks
-from services.booking import workflow
+from services.booking import submit_booking
 from services.errors import InvalidInput, ServiceError
 from services.tokens import make_token
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
@@ -55,7 +55,7 @@ def hooked(container, monkeypatch):
 
 def book(c, clock, **kw) -> str:
     slot = daily_slots(clock() + timedelta(days=3), 1)
-    booking_id = workflow.submit_booking(c, booking_request(slot, **kw))
+    booking_id = submit_booking(c, booking_request(slot, **kw))
     drain(c)
     return booking_id
 
@@ -99,7 +99,7 @@ def test_page_without_webhooks_writes_nothing(hooked, clock):
 def test_a_refused_request_is_announced_with_its_request_id(hooked, db_backend, clock):
     apply_config(hooked, hooked_config())
     req = booking_request(["2020-01-01T10:00:00Z"], request_id="web-refused-1")
-    booking_id = workflow.submit_booking(hooked, req)
+    booking_id = submit_booking(hooked, req)
     drain(hooked)
     receiver = hooked.webhook_post
     assert sorted(receiver.types()) == ["booking.failed", "request.refused"]

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from models import Activity, Booking, LedgerEntry, OutboxEmail, Payment, SagaStep, Session
 from services import lifecycle
-from services.booking import workflow
+from services.booking import approval as approval_phase
+from services.booking import approve_booking, decline_booking, submit_booking
 from services.booking.views import booking_object
 from services.errors import OperationFailed
 from services.lifecycle import withdraw
@@ -46,7 +47,7 @@ def request_slot(c, clock, *, days=2, email="sam@example.org", **config) -> tupl
 
 
 def submit(c, slot, **kw) -> str:
-    booking_id = workflow.submit_booking(c, booking_request(slot, **kw))
+    booking_id = submit_booking(c, booking_request(slot, **kw))
     drain(c)
     return booking_id
 
@@ -138,9 +139,9 @@ def test_customer_withdraws_a_request_with_the_manage_token(lc, db_backend, cloc
     assert other != booking_id and show(lc, other)["status"] == "awaiting_approval"
 
     # The owner's decision now answers with a clear error; the function-level decline is a no-op.
-    err = refusal(workflow.approve_booking, lc, booking_id)
+    err = refusal(approve_booking, lc, booking_id)
     assert err.code == "not_awaiting_approval" and "cancelled" in err.message and "withdrawn" in err.message
-    assert workflow.decline_booking(lc, booking_id, reason="too late") == "cancelled"
+    assert decline_booking(lc, booking_id, reason="too late") == "cancelled"
     drain(lc)
     assert show(lc, booking_id)["failure"]["code"] == "withdrawn"
     assert withdrawn_emails(lc, booking_id) == WITHDRAWN_EMAILS
@@ -234,9 +235,9 @@ def test_approval_first_wins_and_the_withdrawal_is_refused(lc, db_backend, clock
     sid = session_id(lc, booking_id)
     tok = token(lc, sid)
     outcome = _pause_inside(
-        monkeypatch, workflow, "_mark_step", lambda db, bid, step, result, *a: step == "approval" and result == "done",
+        monkeypatch, approval_phase, "mark_step", lambda db, bid, step, result, *a: step == "approval" and result == "done",
         lambda: lifecycle.cancel_sessions(lc, [sid], tokens=[tok], change_key="late-withdraw"))
-    assert workflow.approve_booking(lc, booking_id) == "pending"
+    assert approve_booking(lc, booking_id) == "pending"
     outcome["thread"].join(30)
     assert not outcome["finished_early"]
     assert isinstance(outcome.get("error"), OperationFailed) and outcome["error"].code == "session_not_confirmed"
@@ -251,7 +252,7 @@ def test_approval_first_wins_and_the_withdrawal_is_refused(lc, db_backend, clock
 def test_withdrawal_first_wins_and_the_approval_is_refused(lc, db_backend, clock, monkeypatch):
     booking_id, _ = request_slot(lc, clock)
     outcome = _pause_inside(monkeypatch, withdraw, "queue_emails", lambda *a, **k: True,
-                            lambda: workflow.approve_booking(lc, booking_id))
+                            lambda: approve_booking(lc, booking_id))
     withdraw_as_customer(lc, booking_id)
     outcome["thread"].join(30)
     assert not outcome["finished_early"]

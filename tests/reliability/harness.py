@@ -89,7 +89,7 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
     once for anything else) fails the booking and starts its compensation; compensation retries
     transient failures; every other task retries transient failures and otherwise fails (the
     failure is recorded in the returned stats, as Celery would log it)."""
-    from services.booking import workflow
+    from services.booking import authorize_payment, capture_payment, compensate_booking, fail_booking, provision_conferencing, submit_booking
     from services.notifications import outbox
     from tasks.base import MAX_RETRIES
     from tests.support import claim_next_task, default_task_handlers
@@ -106,8 +106,8 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
         stats.tasks[name] += 1
         if name in SAGA_STEPS:
             step = SAGA_STEPS[name]
-            fn = {"authorize": workflow.authorize_payment, "conferencing": workflow.provision_conferencing,
-                  "capture": workflow.capture_payment}[step]
+            fn = {"authorize": authorize_payment, "conferencing": provision_conferencing,
+                  "capture": capture_payment}[step]
             for attempt in range(retries + 1):
                 try:
                     fn(c, kwargs["booking_id"])
@@ -117,10 +117,10 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
                         stats.retries[name] += 1
                         time.sleep(retry_delay)
                         continue
-                    workflow.fail_booking(c, kwargs["booking_id"], step, exc)
+                    fail_booking(c, kwargs["booking_id"], step, exc)
                     break
             continue
-        fn = (lambda c, booking_id: workflow.compensate_booking(c, booking_id)) \
+        fn = (lambda c, booking_id: compensate_booking(c, booking_id)) \
             if name == "sessionpack.compensate_booking" else handlers.get(name)
         if fn is None:
             raise AssertionError(f"run_tasks does not know task {name}")
@@ -162,12 +162,12 @@ def public_change(c, fn: Callable, *, key: str | None = None, retries: int = 6,
 
 
 def submit(c, request: dict, *, retries: int = 6) -> str | None:
-    """The public submit task: workflow.submit_booking, transient failures retried."""
-    from services.booking import workflow
+    """The public submit task: submit_booking, transient failures retried."""
+    from services.booking import authorize_payment, capture_payment, compensate_booking, fail_booking, provision_conferencing, submit_booking
 
     for attempt in range(retries + 1):
         try:
-            return workflow.submit_booking(c, request)
+            return submit_booking(c, request)
         except Exception as exc:  # noqa: BLE001
             if _is_transient(exc) and attempt < retries:
                 continue

@@ -23,7 +23,7 @@ from sqlalchemy import func, inspect, select
 
 from models import Activity, Base, Booking, LedgerEntry, Session
 from services import lifecycle
-from services.booking import workflow
+from services.booking import submit_booking
 from services.devtools.localstripe import reset, running_localstripe
 from services.errors import InvalidInput, OperationFailed
 from services.notifications import outbox
@@ -115,7 +115,7 @@ def cli(*argv, stdin: str | None = None) -> tuple[int, dict | None, object]:
 def book(c, *, name: str = "Sam Lee", hhmm: str = "10:00", days: int = 3, request_id: str | None = None) -> dict:
     request = booking_request(daily_slots(c.clock() + timedelta(days=days), 3, hhmm), payment_method="pm_card_visa",
                               name=name, request_id=request_id)
-    booking_id = workflow.submit_booking(c, request)
+    booking_id = submit_booking(c, request)
     run_tasks(c)
     code, shown, _ = cli("show", booking_id)
     assert code == 0 and shown["status"] == "confirmed", shown
@@ -234,7 +234,7 @@ def test_header_injection_through_names_is_refused_or_neutralised(c):
     # A customer name with a line break is refused at the door (a failed booking, nothing held).
     request = booking_request(daily_slots(c.clock() + timedelta(days=3), 3), payment_method="pm_card_visa",
                               name="Sam\r\nBcc: victim@evil.example")
-    booking_id = workflow.submit_booking(c, request)
+    booking_id = submit_booking(c, request)
     code, shown, _ = cli("show", booking_id)
     assert shown["status"] == "failed" and shown["failure"]["code"] == "invalid_request" and shown["sessions"] == []
     # The owner's name and the event's name come from configuration, which allows anything: the
@@ -327,7 +327,7 @@ def test_oversized_booking_requests_are_refused_cleanly(c, label, payload, code)
     assert len(out["error"]["message"]) < 1000  # the error names the problem, it does not echo the payload
     assert c.broker.sent == [] and state(c) == before
     # The same message straight on the queue: refused and recorded without holding anything.
-    booking_id = _quick(lambda: workflow.submit_booking(c, request))
+    booking_id = _quick(lambda: submit_booking(c, request))
     if booking_id is not None:
         with c.session_factory() as db:
             booking = db.get(Booking, booking_id)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from models import Activity, Base, Booking, Session
 from services import lifecycle
-from services.booking import workflow
+from services.booking import submit_booking
 from services.booking.ids import booking_id_for
 from services.booking.request import parse_request
 from services.config import apply_config, parse_config
@@ -91,7 +91,7 @@ def _booked_world(c):
     apply_config_file(c, package_config(3))
     c.booked = []
     for hhmm in ("10:00", "14:00"):
-        booking_id = workflow.submit_booking(c, booking_request(daily_slots(c.clock() + timedelta(days=3), 3, hhmm)))
+        booking_id = submit_booking(c, booking_request(daily_slots(c.clock() + timedelta(days=3), 3, hhmm)))
         drain(c)
         c.booked.append(booking_id)
     with c.session_factory() as db:
@@ -202,7 +202,7 @@ def test_fuzz_booking_requests(world, data):
     with world.session_factory() as db:
         seen = isinstance(request_id, str) and db.get(Booking, booking_id_for(request_id)) is not None
     before = row_counts(world)
-    booking_id = workflow.submit_booking(world, data)  # never raises: refusals are recorded
+    booking_id = submit_booking(world, data)  # never raises: refusals are recorded
     after = row_counts(world)
     with world.session_factory() as db:
         found = db.get(Booking, booking_id) if booking_id else None
@@ -223,7 +223,7 @@ def test_fuzz_booking_requests(world, data):
         assert after["bookings"] - before["bookings"] in (0, 1)
     else:
         assert status == "pending" and after["sessions"] - before["sessions"] == len(data["slots"])
-    assert workflow.submit_booking(world, data) == booking_id  # the same request again: the same booking
+    assert submit_booking(world, data) == booking_id  # the same request again: the same booking
     assert row_counts(world) == after
 
 
@@ -479,7 +479,7 @@ def test_slots_at_the_calendar_edges(sqlite_world, dates):
                                    ["9999-12-29T15:00:00Z", "9999-12-30T15:00:00Z", "9999-12-31T15:00:00Z"]])
 def test_booking_request_at_the_calendar_edges(world, slots):
     request = booking_request(slots)
-    booking_id = workflow.submit_booking(world, request)
+    booking_id = submit_booking(world, request)
     with world.session_factory() as db:
         booking = db.get(Booking, booking_id)
         assert booking.status == "failed" and booking.failure["step"] == "validate"
@@ -508,8 +508,8 @@ def test_nul_characters_in_a_booking_request(world, field):
         request["customer"] = {"name": "Sam\x00Lee", "email": "not-an-email", "timezone": "UTC"}
     else:
         request[field] = request[field][:3] + "\x00" + request[field][3:]
-    booking_id = workflow.submit_booking(world, request)  # raises DataError today
-    assert booking_id is None or workflow.submit_booking(world, request) == booking_id
+    booking_id = submit_booking(world, request)  # raises DataError today
+    assert booking_id is None or submit_booking(world, request) == booking_id
 
 
 @pytest.mark.parametrize("argv,stdin", [(["book", "-"], json.dumps({**booking_request(["2026-12-10T15:00:00Z"] * 1),

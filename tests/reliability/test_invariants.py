@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from models import Booking, LedgerEntry, Meeting, OutboxEmail, Reminder, Session
-from services.booking import workflow
+from services.booking import submit_booking
 from tests.support import apply_config, booking_request, daily_slots, package_config
 
 from .harness import run_tasks
@@ -21,7 +21,7 @@ def booked(container, clock):
     apply_config(container, package_config(3, buffer_after_minutes=15))
     ids = []
     for hhmm in ("10:00", "14:00"):
-        ids.append(workflow.submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=3), 3, hhmm))))
+        ids.append(submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=3), 3, hhmm))))
     run_tasks(container)
     with container.session_factory() as db:
         assert [db.get(Booking, b).status for b in ids] == ["confirmed", "confirmed"]

@@ -87,13 +87,13 @@ def book_package(c, n: int = 3, price: str | None = "150.00", *, days: int = 3, 
                  **config) -> dict:
     """Book an n-session package through the saga; the booking object."""
     from models import Booking
-    from services.booking import workflow
+    from services.booking import submit_booking
     from services.booking.views import booking_object
 
     apply_config(c, package_config(n, price=price, **config))
     request = booking_request(daily_slots(c.clock() + timedelta(days=days), n, hhmm),
                               payment_method="pm_card_visa" if price else None)
-    booking_id = workflow.submit_booking(c, request)
+    booking_id = submit_booking(c, request)
     drain(c)
     with c.session_factory() as db:
         shown = booking_object(db, db.get(Booking, booking_id), c.settings)

@@ -1,0 +1,150 @@
+"""Step 1 of the saga: validate a request and hold all its slots, or record why it was refused."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from models import Booking, Customer, Session, utcnow
+from ..availability import to_utc_iso
+from ..calendar.events import calendar_uid
+from ..errors import InvalidInput, ServiceError
+from ..money import allocate
+from .approval import await_approval
+from .ids import booking_id_for, new_session_id
+from .request import BookingPlan, conflicting_slot, parse_request, plan_booking, slot_taken
+from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
+
+log = logging.getLogger("sessionpack.workflow")
+
+
+def submit_booking(c, data: Any) -> str | None:
+    """Validate a request and hold all its slots, or record why it was refused.
+
+    Returns the booking id (None only for a request without a usable request_id, which
+    cannot be answered at all). The same request_id always gives the same, single booking.
+    """
+    request_id = data.get("request_id") if isinstance(data, dict) else None
+    try:
+        request, starts = parse_request(data)
+    except InvalidInput as exc:
+        if isinstance(request_id, str) and 0 < len(request_id) <= 200 and "\x00" not in request_id:
+            return record_rejected(c, data, exc)
+        log.warning("booking request without a usable request_id refused: %s", exc.code)
+        return None
+
+    booking_id = booking_id_for(request.request_id)
+    with c.uow() as uow:
+        if uow.db.get(Booking, booking_id) is not None:
+            return booking_id  # a repeated request: the first one made the booking
+        try:
+            plan = plan_booking(uow.db, request, starts, now=c.clock(), extra_busy=c.busy_source)
+        except ServiceError as exc:
+            uow.db.rollback()
+            return record_rejected(c, data, exc)
+        try:
+            _hold(c, uow, plan, booking_id)
+            uow.commit()
+            return booking_id
+        except IntegrityError:
+            # PostgreSQL's exclusion constraint refused an overlap with a concurrent booking, or
+            # the same request won a race with itself.
+            uow.db.rollback()
+    with c.uow() as uow:
+        if uow.db.get(Booking, booking_id) is not None:
+            return booking_id
+        slot = conflicting_slot(uow.db, plan)
+    return record_rejected(c, data, slot_taken(slot))
+
+
+def _terms(plan: BookingPlan) -> dict[str, Any]:
+    """Everything the booking is made under, frozen now (config may change later)."""
+    page, et, owner = plan.offering.page, plan.offering.event_type, plan.offering.owner
+    return {
+        "event_name": et.name, "page_name": page.name, "page_timezone": page.timezone,
+        "owner_name": owner.name, "owner_email": owner.email, "owner_timezone": owner.timezone,
+        "duration_minutes": et.duration_minutes, "sessions_per_booking": et.sessions_per_booking,
+        "booking_mode": et.booking_mode, "min_notice_minutes": et.min_notice_minutes,
+        "buffer_before_minutes": et.buffer_before_minutes, "buffer_after_minutes": et.buffer_after_minutes,
+        "slot_interval_minutes": et.slot_interval_minutes,
+        "conferencing_provider": et.conferencing_provider,
+        "policies": {"cancel": dict(et.policies.get("cancel", {})), "reschedule": dict(et.policies.get("reschedule", {}))},
+        "approval_expiry_hours": et.policies.get("approval_expiry_hours"),
+        "reminders": list(et.reminders or []),
+    }
+
+
+def _upsert_customer(db, customer) -> int:
+    """One customers row per email, updated with the latest details. An atomic upsert, because
+    two bookings of one customer may be held at the same moment."""
+    insert = upsert(db)
+    values = {"email": customer.email, "name": customer.name, "timezone": customer.timezone}
+    db.execute(insert(Customer).values(**values, updated_at=utcnow()).on_conflict_do_update(
+        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": utcnow()}))
+    return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
+
+
+def _hold(c, uow, plan: BookingPlan, booking_id: str) -> Booking:
+    db, request, et = uow.db, plan.request, plan.offering.event_type
+    customer_id = _upsert_customer(db, request.customer)
+    price = et.price_cents or 0
+    booking = Booking(
+        id=booking_id, request_id=request.request_id, status="pending", saga_step="authorize",
+        page_slug=plan.offering.page.slug, event_type_id=et.id, event_type_slug=et.slug or None,
+        owner_id=plan.offering.owner.id, customer_id=customer_id,
+        customer_name=request.customer.name, customer_email=request.customer.email,
+        customer_timezone=request.customer.timezone, price_cents=price, currency=et.currency or "USD",
+        payment_method=request.payment_method, terms=_terms(plan),
+    )
+    db.add(booking)
+    uow.record("booking.requested", booking_id=booking_id, actor="customer",
+               request_id=request.request_id, sessions=len(plan.starts))
+    for number, (start, block, cost) in enumerate(
+        zip(plan.starts, plan.blocks, allocate(price, len(plan.starts))), start=1
+    ):
+        session_id = new_session_id()
+        db.add(Session(
+            id=session_id, booking_id=booking_id, number=number, owner_id=booking.owner_id, status="held",
+            start_at=start, end_at=start + plan.duration, block_start=block[0], block_end=block[1],
+            relative_cost_cents=cost, uid=calendar_uid(session_id), sequence=0,
+        ))
+        uow.record("session.held", booking_id=booking_id, session_id=session_id, number=number, start=to_utc_iso(start))
+    db.flush()  # PostgreSQL checks the exclusion constraint here
+    mark_step(db, booking_id, "hold", "done")
+    if et.booking_mode == "manual":
+        await_approval(uow, booking, c.clock(), c.settings)
+        return booking
+    booking.saga_step = next_step(booking, None)
+    uow.enqueue(TASK_FOR_STEP[booking.saga_step], booking_id=booking_id)
+    return booking
+
+
+def record_rejected(c, data: dict, exc: ServiceError) -> str:
+    """A refused request becomes a `failed` booking that holds nothing, so `show` can say why."""
+    request_id = data["request_id"]
+    booking_id = booking_id_for(request_id)
+    customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+
+    def text(value: Any, limit: int) -> str:
+        return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
+
+    with c.uow() as uow:
+        if uow.db.get(Booking, booking_id) is not None:
+            return booking_id
+        page = data.get("booking_page")
+        uow.db.add(Booking(
+            id=booking_id, request_id=request_id, status="failed", saga_step="done",
+            failure={"step": "validate", "code": exc.code, "message": exc.message},
+            page_slug=text(page, 64) or None, event_type_slug=text(data.get("event_type"), 64) or None,
+            customer_name=text(customer.get("name"), 200), customer_email=text(customer.get("email"), 320),
+            customer_timezone=text(customer.get("timezone"), 64) or "UTC", terms={},
+        ))
+        uow.record("booking.requested", booking_id=booking_id, actor="customer", request_id=request_id)
+        uow.record("booking.failed", booking_id=booking_id, step="validate", code=exc.code, message=exc.message)
+        try:
+            uow.commit()
+        except IntegrityError:
+            pass  # recorded concurrently by a duplicate of the same request
+    return booking_id
