@@ -175,7 +175,7 @@ def _on_intent_canceled(c, uow, intent: dict) -> tuple[str | None, str]:
     """An authorization that expired (Stripe cancels uncaptured intents after 7 days) fails a
     booking still in its workflow cleanly: compensations run, the slots are released, the
     customer is told. A booking past capture, or failed already, is left alone."""
-    from .booking.workflow import TASK_FOR_STEP, _mark_step
+    from .booking.saga import TASK_FOR_STEP, mark_step
 
     db = uow.db
     booking_id = db.execute(select(Payment.booking_id).where(Payment.intent_id == intent.get("id"))).scalar()
@@ -191,7 +191,7 @@ def _on_intent_canceled(c, uow, intent: dict) -> tuple[str | None, str]:
     step = "authorize"
     booking.failure = {"step": step, "code": error.code, "message": error.message}
     booking.saga_step = "compensate"
-    _mark_step(db, booking.id, step, "failed", booking.failure)
+    mark_step(db, booking.id, step, "failed", booking.failure)
     uow.record(f"{step}.failed", booking_id=booking.id, actor="stripe", code=error.code, message=error.message)
     uow.enqueue(TASK_FOR_STEP["compensate"], booking_id=booking.id)
     return booking.id, "booking_failing"

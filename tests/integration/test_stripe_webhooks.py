@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from models import Booking, LedgerEntry, OutboxEmail, Payment, StripeEvent
 from services import lifecycle
-from services.booking import workflow
+from services.booking import authorize_payment, capture_payment, provision_conferencing, submit_booking
 from services.booking.views import booking_object
 from tests.peers.localstripe_server import reset, running_localstripe
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
@@ -75,7 +75,7 @@ def post(client, payload, **kw):
 
 def book(c, clock, price="150.00", drain_it=True) -> str:
     apply_config(c, package_config(1, price=price))
-    booking_id = workflow.submit_booking(
+    booking_id = submit_booking(
         c, booking_request(daily_slots(clock() + timedelta(days=3), 1), payment_method="pm_card_visa"))
     if drain_it:
         drain(c)
@@ -169,15 +169,15 @@ def test_expired_authorization_fails_the_booking_cleanly(paid, client, db_backen
         name, kwargs = claim_next_task(paid)
         if name == "sessionpack.capture_payment":
             break
-        {"sessionpack.authorize_payment": workflow.authorize_payment,
-         "sessionpack.provision_conferencing": workflow.provision_conferencing}[name](paid, kwargs["booking_id"])
+        {"sessionpack.authorize_payment": authorize_payment,
+         "sessionpack.provision_conferencing": provision_conferencing}[name](paid, kwargs["booking_id"])
     intent = intent_of(paid, booking_id)
     # Stripe cancels the authorization (it expired); it says so with payment_intent.canceled.
     stripe_client(stripe_base).v1.payment_intents.cancel(intent)
     obj = {"id": intent, "object": "payment_intent", "status": "canceled", "cancellation_reason": "automatic"}
     r = post(client, event("payment_intent.canceled", obj))
     assert r.json()["outcome"] == "booking_failing"
-    workflow.capture_payment(paid, booking_id)  # the capture task that was on its way does nothing
+    capture_payment(paid, booking_id)  # the capture task that was on its way does nothing
     drain(paid)
     shown = show(paid, booking_id)
     assert shown["status"] == "failed" and shown["failure"]["code"] == "authorization_expired"
