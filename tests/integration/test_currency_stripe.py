@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.booking import workflow
+from services.booking import submit_booking
 from tests.integration.test_lifecycle import (  # noqa: F401  (fixtures)
     cancel, intent_of, lc, paid, raw, show, stripe_base, stripe_refunds,
 )
@@ -20,7 +20,7 @@ def test_ten_kwd_reaches_stripe_as_10000(paid, clock, raw):
     cfg["booking_pages"][0]["event_types"][0]["payment"]["currency"] = "KWD"
     apply_config(paid, cfg)
     slots = daily_slots(clock() + timedelta(days=3), 2)
-    booking_id = workflow.submit_booking(paid, booking_request(slots, payment_method="pm_card_visa"))
+    booking_id = submit_booking(paid, booking_request(slots, payment_method="pm_card_visa"))
     drain(paid)
     shown = show(paid, booking_id)
     assert shown["status"] == "confirmed", shown["failure"]
