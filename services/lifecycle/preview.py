@@ -33,7 +33,7 @@ from .reschedule import booking_rules, moved_cost
 
 # How far ahead the reschedule page offers times, and how many days one page of times covers.
 RESCHEDULE_HORIZON_DAYS = 180
-TIMES_PAGE_DAYS = 7
+TIMES_PAGE_DAYS = 3
 
 
 @dataclass(frozen=True)
