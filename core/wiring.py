@@ -43,7 +43,8 @@ class Container:
 
     @cached_property
     def engine(self):
-        return make_engine(self.settings.database_url)
+        # Rows are stamped with this container's clock (read at each use, so a test may move it).
+        return make_engine(self.settings.database_url, clock=lambda: self.clock())
 
     @cached_property
     def session_factory(self) -> sessionmaker:

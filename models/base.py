@@ -49,5 +49,24 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+class NoClock(RuntimeError):
+    """A row was written through an engine built without the service's clock."""
+
+
+def clock_now(context) -> datetime:
+    """The default and onupdate of every timestamp column: the time of the clock the engine was
+    built with (`make_engine(url, clock=...)`, the container's clock), never the wall clock
+    behind the service's back. The service compares these times with that same clock (emails
+    due, stalled bookings, sweeps), so they must come from it, in tests as in production."""
+    clock = context.execution_options.get("clock")
+    if clock is None:
+        raise NoClock("this engine has no clock: build it with make_engine(url, clock=container.clock)")
+    return clock()
+
+
+def db_now(db) -> datetime:
+    """The engine's clock, for values a service writes itself (Core statements, upserts)."""
+    clock = db.connection().get_execution_options().get("clock")
+    if clock is None:
+        raise NoClock("this engine has no clock: build it with make_engine(url, clock=container.clock)")
+    return clock()

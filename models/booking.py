@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 TROUBLED_CONFERENCING = text("step = 'conferencing' AND (attempts > 1 OR outcome = 'failed')")
 
@@ -22,7 +22,7 @@ class Customer(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 
 class Booking(Base):
@@ -59,8 +59,8 @@ class Booking(Base):
     # buffers, conferencing, reminders, names and zones. Later config changes never alter it.
     terms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now, index=True)
 
     sessions: Mapped[list["Session"]] = relationship(
         back_populates="booking", order_by="Session.number", lazy="selectin"
@@ -92,7 +92,7 @@ class Session(Base):
     sequence: Mapped[int] = mapped_column(default=0)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     cancel_reason: Mapped[str | None] = mapped_column(String(500), default=None)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
     booking: Mapped[Booking] = relationship(back_populates="sessions")
 
@@ -112,7 +112,7 @@ class SagaStep(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 
 class Meeting(Base):
@@ -130,5 +130,5 @@ class Meeting(Base):
     password: Mapped[str | None] = mapped_column(String(200), default=None)
     dial_in: Mapped[str | None] = mapped_column(String(500), default=None)
     host_url: Mapped[str | None] = mapped_column(String(2000), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 
 class Owner(Base):
@@ -23,7 +23,7 @@ class Owner(Base):
     # password; None until `sessionpack owner set-password`. A site admin sees every page.
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     site_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 
 class BookingPage(Base):
@@ -39,7 +39,7 @@ class BookingPage(Base):
     has_event_types: Mapped[bool] = mapped_column(default=True)
     # Outgoing webhooks: [{"url", "secret_env", "events": [...]}] (the secret stays in the environment).
     webhooks: Mapped[list[Any] | None] = mapped_column(default=None)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 
 class EventType(Base):
@@ -70,4 +70,4 @@ class EventType(Base):
     policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # [{"before_minutes": 1440, "notify_owner": false}, ...]
     reminders: Mapped[list[Any]] = mapped_column(default=list)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)

@@ -1,7 +1,9 @@
 """Engine creation and schema migration (Alembic, run programmatically)."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
@@ -9,13 +11,19 @@ from sqlalchemy.engine import Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(database_url: str, **kwargs) -> Engine:
+def make_engine(database_url: str, *, clock: Callable[[], datetime] | None = None, **kwargs) -> Engine:
     """An engine for the URL. SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    `clock` is the service's clock (the container's): every timestamp column's default reads
+    it through the engine's execution options, so stored times and the times they are compared
+    with come from one clock. Writing such a row through an engine without one raises NoClock.
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: the overlap check and the insert
     of a booking's sessions then run under the database's single write lock, which is SQLite's
     equivalent of PostgreSQL's exclusion constraint.
     """
+    if clock is not None:
+        kwargs["execution_options"] = {**kwargs.get("execution_options", {}), "clock": clock}
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":

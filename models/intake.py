@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 # A request published and not yet picked up by a booking (literal, so it matches the partial index).
 QUEUED = text("state = 'queued'")
@@ -43,5 +43,5 @@ class BookingRequest(Base):
     price_cents: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     publishes: Mapped[int] = mapped_column(default=1)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
+    published_at: Mapped[datetime] = mapped_column(default=clock_now)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 
 class WebhookDelivery(Base):
@@ -33,8 +33,8 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock_now)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -47,7 +47,7 @@ class StripeEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     booking_id: Mapped[str | None] = mapped_column(String(40), default=None)
     outcome: Mapped[str] = mapped_column(String(64), default="")
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=clock_now)
 
 
 class ApiKey(Base):
@@ -62,6 +62,6 @@ class ApiKey(Base):
     # Page slugs the key may act on; empty means every page.
     pages: Mapped[list[Any]] = mapped_column(default=list)
     admin: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)

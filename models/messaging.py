@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 
 class OutboxEmail(Base):
@@ -33,8 +33,8 @@ class OutboxEmail(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock_now)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -47,7 +47,7 @@ class TaskOutbox(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     task_name: Mapped[str] = mapped_column(String(120))
     kwargs: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -95,7 +95,7 @@ class Activity(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock_now)
     booking_id: Mapped[str | None] = mapped_column(String(40), default=None)
     session_id: Mapped[str | None] = mapped_column(String(40), default=None)
     actor: Mapped[str] = mapped_column(String(64), default="system")

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, utcnow
+from .base import Base, clock_now
 
 
 class Payment(Base):
@@ -23,8 +23,8 @@ class Payment(Base):
     intent_id: Mapped[str | None] = mapped_column(String(200), default=None)
     # authorizing | authorized | captured | cancelled | failed
     status: Mapped[str] = mapped_column(String(16), default="authorizing")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 
 # A fee charged, or on its way (a literal, so it matches the partial index under any query plan).
@@ -57,5 +57,5 @@ class LedgerEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     actor: Mapped[str] = mapped_column(String(64), default="system")
     reason: Mapped[str | None] = mapped_column(String(500), default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock_now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)

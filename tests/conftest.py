@@ -3,11 +3,10 @@ embedded SQLite default or on PostgreSQL (`db_backend` runs a test on both)."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 
 import pytest
 
-from tests.support import Clock, PostgresDatabase, truncate_all
+from tests.support import START, Clock, PostgresDatabase, truncate_all
 
 
 def pytest_configure(config):
@@ -46,7 +45,7 @@ def db_backend(request):
 
 @pytest.fixture
 def clock():
-    return Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+    return Clock(START)
 
 
 @pytest.fixture

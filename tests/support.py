@@ -49,6 +49,40 @@ def truncate_all(engine) -> None:
                 conn.execute(text(f"DELETE FROM {name}"))
 
 
+# The tests' calendar. The suite was written against Monday 2026-11-30 12:00 UTC; the tests now
+# start on the same Monday moved forward by whole 52-week years until it lies ahead of the real
+# now (a worker or CLI in another process reads the real clock, so every slot a test books must be
+# in the real future too). 52 weeks keep the weekday and the time of day, and keep the dates in
+# late November / December, weeks after the DST changes in America and Europe, so local times in
+# the tests never cross one. The suite therefore passes on any date.
+WRITTEN_FOR = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+_YEAR = timedelta(weeks=52)
+
+
+def _years_ahead(now: datetime) -> int:
+    # At least a day between the real now and the tests' start: a test may run for a while.
+    behind = now + timedelta(days=1) - WRITTEN_FOR
+    return 0 if behind <= timedelta(0) else -(-behind // _YEAR)
+
+
+SHIFT = _years_ahead(datetime.now(timezone.utc)) * _YEAR
+START = WRITTEN_FOR + SHIFT  # a Monday, 12:00 UTC
+
+
+def on(text: str) -> str:
+    """A date or time written for the original calendar ("2026-12-07", "2026-12-07T14:00:00Z"),
+    moved to the tests' calendar (same weekday, same time of day)."""
+    if len(text) == 10:
+        return (datetime.fromisoformat(text).date() + SHIFT).isoformat()
+    moved = datetime.fromisoformat(text.replace("Z", "+00:00")) + SHIFT
+    return moved.isoformat().replace("+00:00", "Z") if text.endswith("Z") else moved.isoformat()
+
+
+def at(*args: int) -> datetime:
+    """datetime(2026, 12, 7, 14, 0) in UTC, moved to the tests' calendar."""
+    return datetime(*args, tzinfo=timezone.utc) + SHIFT
+
+
 class Clock:
     """An injectable clock the tests move by hand."""
 

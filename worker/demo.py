@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterator
@@ -383,7 +383,7 @@ def _ensure_worker(c, env: dict, state_dir: Path, started_stripe: bool, running:
 
 def _story(c, env: dict, say: Say) -> tuple[dict, list]:
     """Book, cancel, reschedule; the final booking object and its emails once delivered."""
-    now = datetime.now(timezone.utc)
+    now = c.clock()
     say("[5/6] booking 3 sessions through the queue: sessionpack book - --wait")
     booking = book(env, now, say)
     say("[6/6] the sessions' own lives")

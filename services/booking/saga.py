@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from models import Booking, SagaStep, utcnow
+from models import Booking, SagaStep, db_now
 
 
 TASK_FOR_STEP = {
@@ -66,7 +66,7 @@ def mark_step(db, booking_id: str, step: str, outcome: str, error: dict | None =
 
 def mark_steps(db, booking_id: str, steps: Iterable[str], outcome: str, error: dict | None = None) -> None:
     """Record the same outcome for several steps in one round trip; `started` counts an attempt."""
-    now, started = utcnow(), 1 if outcome == "started" else 0
+    now, started = db_now(db), 1 if outcome == "started" else 0
     # Core, not the ORM's bulk path: the saga log is never read back in the same transaction.
     db.connection().execute(_mark_steps_statement(db), [
         {"booking_id": booking_id, "step": step, "outcome": outcome, "error": error, "attempts": started,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Booking, Customer, Session, utcnow
+from models import Booking, Customer, Session, db_now
 from ..availability import to_utc_iso
 from ..calendar.events import calendar_uid
 from ..errors import InvalidInput, ServiceError
@@ -81,8 +81,9 @@ def _upsert_customer(db, customer) -> int:
     two bookings of one customer may be held at the same moment."""
     insert = upsert(db)
     values = {"email": customer.email, "name": customer.name, "timezone": customer.timezone}
-    db.execute(insert(Customer).values(**values, updated_at=utcnow()).on_conflict_do_update(
-        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": utcnow()}))
+    now = db_now(db)
+    db.execute(insert(Customer).values(**values, updated_at=now).on_conflict_do_update(
+        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": now}))
     return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
 
 

@@ -8,7 +8,7 @@ from services.booking import approve_booking, decline_booking, expire_approval_r
 from services.booking.views import booking_object
 from services.errors import OperationFailed
 from services.scheduling import list_slots
-from tests.support import apply_config, booking_request, daily_slots, drain, iso, local, package_config
+from tests.support import on, apply_config, booking_request, daily_slots, drain, iso, local, package_config
 
 
 def manual_config(per_day=None, per_week=None, mode="manual"):
@@ -111,10 +111,10 @@ def test_week_limit_counts_in_the_owners_week(container, clock):
     # 2026-12-06 is a Sunday and 2026-12-07 a Monday (America/New_York). Sunday 23:30 local is
     # already Monday in UTC; it must count for the week that ends on Sunday.
     apply_config(container, manual_config(per_week=1, mode="automatic"))
-    sunday_late = iso(local("2026-12-06", "19:00"))
+    sunday_late = iso(local(on("2026-12-06"), "19:00"))
     assert show(container, submit(container, [sunday_late]))["status"] == "confirmed"
-    same_week = show(container, submit(container, [iso(local("2026-12-05", "10:00"))]))
+    same_week = show(container, submit(container, [iso(local(on("2026-12-05"), "10:00"))]))
     assert same_week["failure"]["code"] == "limit_reached"
-    next_week = show(container, submit(container, [iso(local("2026-12-07", "10:00"))]))
+    next_week = show(container, submit(container, [iso(local(on("2026-12-07"), "10:00"))]))
     assert next_week["status"] == "confirmed"
-    assert slots_of(container, "coach/pkg", "2026-12-01", "2026-12-06", None, now=clock()) == []
+    assert slots_of(container, "coach/pkg", on("2026-12-01"), on("2026-12-06"), None, now=clock()) == []

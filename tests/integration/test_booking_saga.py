@@ -2,7 +2,7 @@
 
 Queue behaviour (real worker, redelivery, SIGKILL) is covered in test_worker_*.py.
 """
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,11 @@ from services.booking.ids import booking_id_for
 from services.booking.views import booking_object
 from services.conferencing import ConferencingProvider
 from services.errors import PermanentError
-from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+from tests.support import apply_config, booking_request, daily_slots, drain, iso, on, package_config
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def book(container, request):
@@ -94,8 +98,8 @@ def test_a_taken_slot_fails_the_whole_package_and_holds_nothing(container, db_ba
     (lambda r: r.update(slots=r["slots"][:2]), "wrong_session_count"),
     (lambda r: r.update(slots=[r["slots"][0]] * 3), "duplicate_slot"),
     (lambda r: r["slots"].__setitem__(1, r["slots"][0].replace(":00:00", ":30:00")), "overlapping_slots"),
-    (lambda r: r.update(slots=[s.replace("2026-12", "2026-11").replace("-02T", "-20T") for s in r["slots"]]), None),
-    (lambda r: r["slots"].__setitem__(0, "2026-11-30T12:30:00Z"), "slot_too_soon"),
+    (lambda r: r.update(slots=[iso(parse_iso(s) - timedelta(days=12)) for s in r["slots"]]), None),
+    (lambda r: r["slots"].__setitem__(0, on("2026-11-30T12:30:00Z")), "slot_too_soon"),
     (lambda r: r["slots"].__setitem__(0, r["slots"][0].replace("T15:00", "T03:00")), "slot_outside_availability"),
     (lambda r: r["slots"].__setitem__(0, r["slots"][0].replace(":00:00Z", ":10:00Z")), "slot_off_grid"),
     (lambda r: r.update(booking_page="nobody"), "unknown_booking_page"),

@@ -8,7 +8,7 @@ outage paths run on both databases.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -273,7 +273,6 @@ def test_after_the_sync_task_gives_up_beat_syncs_again_once_the_calendar_is_back
     from services.calendar.resync import resync_calendars
     from core.wiring import set_container
 
-    clock.now = datetime.now(timezone.utc)  # activity timestamps are real time
     booking = book_while_the_calendar_goes_down(cal, radicale, clock)
     # The task's own retries, run until it gives up (fewer and without waiting, same decision).
     monkeypatch.setattr(tasks.calendar, "SYNC_MAX_RETRIES", 3)
@@ -303,7 +302,6 @@ def test_resyncs_wait_longer_each_time_are_bounded_per_tick_and_stop_after_the_b
                                                                                      sync_failures):
     from services.calendar.resync import resync_calendars
 
-    clock.now = datetime.now(timezone.utc)  # activity timestamps are real time
     one = book_while_the_calendar_goes_down(cal, radicale, clock)
     radicale.start()
     two = book_while_the_calendar_goes_down(cal, radicale, clock, day_offset=7)
@@ -319,16 +317,19 @@ def test_resyncs_wait_longer_each_time_are_bounded_per_tick_and_stop_after_the_b
     assert sweep_at(16, limit=1) == {"failing": 2, "queued": 1}  # at most `limit` per tick
     assert sweep_at(17) == {"failing": 2, "queued": 1}
     assert len(sync_failures) == 2 + 2  # one try per re-sync, no retries
-    # The waits double: 30 minutes before the second re-sync, an hour before the third, ...
-    # (every entry here is stamped with the real time, about `start`: only the clock moves).
+    # The waits double, counted from each booking's latest re-sync (entries carry the clock's
+    # time): 30 minutes before the second re-sync, an hour before the third, ...
+    last_one, last_two = 16, 17
     for wait in (30, 60, 120):
-        assert sweep_at(wait - 1)["queued"] == 0
-        assert sweep_at(wait + 1)["queued"] == 2
+        assert sweep_at(last_one + wait - 1)["queued"] == 0
+        assert sweep_at(last_two + wait)["queued"] == 2
+        last_one = last_two = last_two + wait
     requested = [a.details["attempt"] for a in actions(cal, one.id) if a.action == "calendar.resync_requested"]
     assert requested == [1, 2, 3, 4]
     # Seven days after the first failure the sweep stops; doctor keeps listing both.
     assert sweep_at(7 * 24 * 60 - 5)["queued"] == 2
-    assert sweep_at(7 * 24 * 60 + 5) == {"failing": 0, "queued": 0}
+    assert sweep_at(7 * 24 * 60 + 5) == {"failing": 2, "queued": 0}  # their last failure is recent
+    assert sweep_at(7 * 24 * 60 + 30) == {"failing": 2, "queued": 0}
     sync = {e["name"]: e for e in check_calendars(cal)}["calendar sync"]
     assert not sync["ok"] and one.id in sync["detail"] and two.id in sync["detail"]
 

@@ -523,11 +523,8 @@ def test_a_refund_task_run_twice_or_killed_after_stripe_refunds_once(paid, clock
 def test_the_sweep_sends_a_refund_whose_task_was_lost(paid, clock, raw):
     from datetime import timedelta
 
-    from datetime import datetime, timezone
-
     from services.lifecycle.ledger import resend_stale_refunds
 
-    clock.now = datetime.now(timezone.utc)  # row timestamps are the database's real time
     shown = book(paid, clock, 3, "150.00")
     lost = []
     paid.test_task_handlers = dict(paid.test_task_handlers, **{lifecycle.SEND_REFUNDS: lambda c, **kw: lost.append(kw)})
@@ -606,12 +603,9 @@ def test_a_move_failing_until_the_task_gives_up_refunds_the_fee_once(paid, db_ba
 
 
 def test_the_sweep_refunds_fees_of_reschedules_whose_task_was_lost(paid, db_backend, clock, raw, stripe_base):
-    from datetime import timezone
-
     from services.lifecycle import refund_orphaned_fees
     from tests.reliability.invariants import check_invariants
 
-    clock.now = datetime.now(timezone.utc)  # ledger timestamps are the database's real time
     shown = book(paid, clock, 4, "200.00")
     first, second, third, fourth = shown["sessions"]
     real = paid.payments

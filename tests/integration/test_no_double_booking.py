@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Session
 from services.booking import submit_booking
-from tests.support import apply_config, booking_request, drain, iso, local, package_config
+from tests.support import apply_config, booking_request, drain, iso, local, on, package_config
 
 
 def _session(booking_id, start, minutes=60, sid=None):
@@ -26,7 +26,7 @@ def _booking(booking_id):
 @pytest.mark.parametrize("db_backend", ["postgres"])
 def test_postgres_refuses_overlap_from_two_concurrent_transactions(container, db_backend):
     apply_config(container, package_config(1))
-    start = local("2026-12-07", "10:00")
+    start = local(on("2026-12-07"), "10:00")
     first_written = threading.Event()
     outcomes = {}
 
@@ -66,7 +66,7 @@ def test_postgres_refuses_overlap_from_two_concurrent_transactions(container, db
 @pytest.mark.parametrize("db_backend", ["postgres"])
 def test_buffer_counts_for_the_constraint(container, db_backend):
     apply_config(container, package_config(1))
-    start = local("2026-12-07", "10:00")
+    start = local(on("2026-12-07"), "10:00")
     with container.session_factory() as db:
         db.add_all([_booking("bk_a"), _booking("bk_b")])
         db.flush()

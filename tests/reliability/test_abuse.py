@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -28,7 +28,7 @@ from services.devtools.localstripe import reset, running_localstripe
 from services.errors import InvalidInput, OperationFailed
 from services.notifications import outbox
 from services.tokens import make_token
-from tests.support import Clock, apply_config, booking_request, daily_slots, iso, local, package_config
+from tests.support import START, Clock, on, apply_config, booking_request, daily_slots, iso, local, package_config
 
 from .harness import run_tasks
 
@@ -88,7 +88,7 @@ def c(tmp_path, pg_database, stripe_base):
     reset(stripe_base)
     settings = make_settings(tmp_path, pg_database.url).replace(secret_key=SECRET_KEY, stripe_api_key=STRIPE_KEY,
                        stripe_api_base=stripe_base)
-    clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+    clock = Clock(START)
     container = build_container(settings, clock=clock)
     migrate(container.engine)
     truncate_all(container.engine)
@@ -177,7 +177,7 @@ def test_forged_and_swapped_tokens_are_refused_and_change_nothing(c):
             lifecycle.cancel_sessions(c, [first["id"]], tokens=tokens, change_key=uuid.uuid4().hex)
         assert refused.value.code == "invalid_token", label
         with pytest.raises(OperationFailed):
-            lifecycle.reschedule_session(c, first["id"], iso(local("2026-12-20", "11:00")), token=tokens[0],
+            lifecycle.reschedule_session(c, first["id"], iso(local(on("2026-12-20"), "11:00")), token=tokens[0],
                                          change_key=uuid.uuid4().hex)
     # Right tokens in the wrong order are swapped tokens too; one token for two sessions is short.
     with pytest.raises(OperationFailed):
@@ -189,7 +189,7 @@ def test_forged_and_swapped_tokens_are_refused_and_change_nothing(c):
     # The same through the command line and the public tasks: refused before anything is enqueued.
     code, out, _ = cli("cancel", first["id"], "--token", token_of(third))
     assert (code, out["error"]["code"]) == (1, "invalid_token")
-    code, out, _ = cli("reschedule", first["id"], "--to", iso(local("2026-12-20", "11:00")), "--token", token_of(second))
+    code, out, _ = cli("reschedule", first["id"], "--to", iso(local(on("2026-12-20"), "11:00")), "--token", token_of(second))
     assert (code, out["error"]["code"]) == (1, "invalid_token")
     assert c.broker.sent == []
     import tasks  # noqa: F401  (registers the tasks)
@@ -216,7 +216,7 @@ def test_a_token_of_a_cancelled_session_cannot_act_again(c):
     before = state(c)
     code, out, _ = cli("cancel", first["id"], "--token", token_of(first))
     assert (code, out["error"]["code"]) == (1, "session_already_cancelled")
-    code, out, _ = cli("reschedule", first["id"], "--to", iso(local("2026-12-20", "11:00")), "--token", token_of(first))
+    code, out, _ = cli("reschedule", first["id"], "--to", iso(local(on("2026-12-20"), "11:00")), "--token", token_of(first))
     assert code == 1 and out["error"]["code"] == "session_already_cancelled"
     assert state(c) == before
 
@@ -297,7 +297,7 @@ def test_sql_looking_strings_are_stored_verbatim(c):
         assert (code, out["error"]["code"]) == (2, "unknown_booking")
         code, out, _ = cli("activity", "--booking", probe)
         assert code == 0 and out["activity"] == []
-    code, out, _ = cli("slots", "coach' OR '1'='1/pkg", "--from", "2026-12-03", "--to", "2026-12-04")
+    code, out, _ = cli("slots", "coach' OR '1'='1/pkg", "--from", on("2026-12-03"), "--to", on("2026-12-04"))
     assert (code, out["error"]["code"]) == (2, "unknown_booking_page")
 
 
@@ -313,7 +313,7 @@ def _quick(fn, limit: float = 10.0):
 
 @pytest.mark.parametrize("label,payload,code", [
     ("a 10 MB request", lambda r: {**r, "customer": {**r["customer"], "name": "x" * 10_000_000}}, "invalid_request"),
-    ("10,000 slots", lambda r: {**r, "slots": [f"2026-12-{3 + i % 20:02d}T15:00:00Z" for i in range(10_000)]},
+    ("10,000 slots", lambda r: {**r, "slots": [on(f"2026-12-{3 + i % 20:02d}T15:00:00Z") for i in range(10_000)]},
      "invalid_request"),
     ("a 100 KB name", lambda r: {**r, "customer": {**r["customer"], "name": "N" * 100_000}}, "invalid_request"),
     ("a 1 MB request id", lambda r: {**r, "request_id": "r" * 1_000_000}, "invalid_request"),
@@ -391,7 +391,7 @@ def test_secrets_never_reach_the_logs(c, caplog):
         shown = book(c)
         first, second, third = shown["sessions"]
         assert cli("cancel", first["id"], "--token", token_of(first), "--wait", "30")[0] == 0
-        assert cli("reschedule", second["id"], "--to", iso(local("2026-12-20", "11:00")), "--token",
+        assert cli("reschedule", second["id"], "--to", iso(local(on("2026-12-20"), "11:00")), "--token",
                    token_of(second), "--wait", "30")[0] == 0
         assert cli("cancel", third["id"], "--token", token_of(second))[0] == 1
         assert cli("cancel", third["id"], "--token", make_token("guessed-key", third["id"]))[0] == 1

@@ -29,7 +29,7 @@ from services.booking.request import parse_request
 from services.config import apply_config, parse_config
 from services.errors import InvalidInput, ServiceError
 from services.tokens import make_token, redact, token_session_id
-from tests.support import Clock, apply_config as apply_config_file, booking_request, daily_slots, drain, \
+from tests.support import START, Clock, on, apply_config as apply_config_file, booking_request, daily_slots, drain, \
     example_config, iso, local, package_config
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -68,7 +68,7 @@ def new_world(tmp, name: str, postgres: bool = False):
     from tests.support import PostgresDatabase
     from core.wiring import build_container
 
-    clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+    clock = Clock(START)
     pg = None
     if postgres:
         ensure_postgres()
@@ -135,13 +135,13 @@ def invoke(c, argv: list[str], stdin: str | None = None):
 
 def _on_grid() -> st.SearchStrategy[str]:
     """Free-looking starts of the package: 08:00-19:30 New York, on the half hour, in the next months."""
-    return st.builds(lambda d, m: iso(local((date(2026, 12, 1) + timedelta(days=d)).isoformat(),
+    return st.builds(lambda d, m: iso(local((date.fromisoformat(on("2026-12-01")) + timedelta(days=d)).isoformat(),
                                             f"{8 + m // 2:02d}:{(m % 2) * 30:02d}")),
                      st.integers(0, 180), st.integers(0, 23))
 
 
 def _slot_times() -> st.SearchStrategy[str]:
-    on_grid = st.builds(lambda d, m: iso(local((date(2026, 12, 1) + timedelta(days=d)).isoformat(),
+    on_grid = st.builds(lambda d, m: iso(local((date.fromisoformat(on("2026-12-01")) + timedelta(days=d)).isoformat(),
                                                f"{8 + m // 2:02d}:{(m % 2) * 30:02d}")),
                         st.integers(0, 180), st.integers(0, 23))
     anywhere = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.sampled_from(
@@ -341,7 +341,7 @@ def command_lines(draw, c):
         argv = ["cancel", *ids]
     elif command == "reschedule":
         argv = ["reschedule", draw(session), "--to", draw(st.one_of(st.sampled_from(
-            [iso(local("2026-12-10", "11:00")), "2026-12-10 11:00", "2026-12-10T11:00:00"]), ARG))]
+            [iso(local(on("2026-12-10"), "11:00")), "2026-12-10 11:00", "2026-12-10T11:00:00"]), ARG))]
     elif command == "refund":
         argv = ["refund", draw(booking), "--amount", draw(AMOUNTS)]
     elif command == "activity":
@@ -437,7 +437,7 @@ def test_fuzz_manage_tokens(world, data):
         if action == "cancel":
             lifecycle.cancel_sessions(world, [target], tokens=[token], change_key=uuid.uuid4().hex)
         elif action == "reschedule":
-            lifecycle.reschedule_session(world, target, iso(local("2026-12-20", "11:00")), token=token,
+            lifecycle.reschedule_session(world, target, iso(local(on("2026-12-20"), "11:00")), token=token,
                                          change_key=uuid.uuid4().hex)
         else:
             lifecycle.preview_cancel(world, [target], tokens=[token])
@@ -512,7 +512,7 @@ def test_nul_characters_in_a_booking_request(world, field):
     assert booking_id is None or submit_booking(world, request) == booking_id
 
 
-@pytest.mark.parametrize("argv,stdin", [(["book", "-"], json.dumps({**booking_request(["2026-12-10T15:00:00Z"] * 1),
+@pytest.mark.parametrize("argv,stdin", [(["book", "-"], json.dumps({**booking_request([on("2026-12-10T15:00:00Z")] * 1),
                                                                         "booking_page": "co\x00ach"})),
                                         (["show", "bk_\x00"], None)])
 def test_nul_characters_on_the_command_line(world, argv, stdin):

@@ -22,7 +22,7 @@ from services.devtools.localstripe import reset, running_localstripe
 from services.notifications import outbox
 from services.tokens import make_token
 from tests.peers.zoom import ZoomPeer
-from tests.support import Clock, apply_config, iso, local
+from tests.support import START, Clock, apply_config, iso, local
 
 from .harness import Faults, RunStats, inject, public_change, run_tasks, submit
 from .invariants import check_invariants
@@ -132,7 +132,7 @@ def test_soak_300_bookings_with_random_faults(tmp_path, stripe_base, results):
     started = time.monotonic()
     rng = random.Random(SEED)
     reset(stripe_base)
-    clock = Clock(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+    clock = Clock(START)
     with ZoomPeer() as zoom:
         settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'var' / 'soak.db'}")
         settings = zoom.settings(**{k: getattr(settings, k) for k in (
