@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.console import accounts
-from tests.console_data import add_booking, two_owners_config, utc
-from tests.support import apply_config
+from tests.console_data import add_booking, two_owners_config
+from tests.support import apply_config, at, on
 from web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -22,9 +22,9 @@ PASSWORD = "correct horse battery"
 def world(container):
     apply_config(container, two_owners_config())
     with container.session_factory() as db:
-        add_booking(db, "bk_k1", page="kim-page", owner="kim", at=utc(2026, 11, 29, 12), email="sam@example.org")
-        add_booking(db, "bk_k2", page="kim-page", owner="kim", at=utc(2026, 11, 21, 12), email="ana@example.org")
-        add_booking(db, "bk_l1", page="lee-page", owner="lee", at=utc(2026, 11, 22, 12), email="sam@example.org")
+        add_booking(db, "bk_k1", page="kim-page", owner="kim", at=at(2026, 11, 29, 12), email="sam@example.org")
+        add_booking(db, "bk_k2", page="kim-page", owner="kim", at=at(2026, 11, 21, 12), email="ana@example.org")
+        add_booking(db, "bk_l1", page="lee-page", owner="lee", at=at(2026, 11, 22, 12), email="sam@example.org")
         db.commit()
     accounts.set_password(container, "kim", PASSWORD)
     accounts.set_password(container, "lee", PASSWORD + "!")
@@ -205,7 +205,7 @@ def test_reschedule_lists_free_times_and_takes_any_time(client, world):
     assert page.status_code == 200 and one_h1(page.text) and 'name="to"' in page.text
     token = csrf(page.text)
     confirm = client.post("/owner/bookings/bk_k1/reschedule", data={
-        "csrf_token": token, "session_id": "bk_k1-s1", "to": "other", "other_date": "2026-12-15",
+        "csrf_token": token, "session_id": "bk_k1-s1", "to": "other", "other_date": on("2026-12-15"),
         "other_time": "09:00"})
     assert confirm.status_code == 200 and "Fee" in confirm.text and "$0.00" in confirm.text, confirm.text
     assert "2026-12-15T14:00:00Z" in confirm.text  # 09:00 in New York
