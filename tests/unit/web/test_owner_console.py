@@ -208,9 +208,9 @@ def test_reschedule_lists_free_times_and_takes_any_time(client, world):
         "csrf_token": token, "session_id": "bk_k1-s1", "to": "other", "other_date": on("2026-12-15"),
         "other_time": "09:00"})
     assert confirm.status_code == 200 and "Fee" in confirm.text and "$0.00" in confirm.text, confirm.text
-    assert "2026-12-15T14:00:00Z" in confirm.text  # 09:00 in New York
+    assert on("2026-12-15T14:00:00Z") in confirm.text  # 09:00 in New York
     wrong = client.post("/owner/bookings/bk_k1/reschedule", data={
-        "csrf_token": token, "session_id": "bk_k2-s1", "to": "2026-12-15T15:00:00Z"})
+        "csrf_token": token, "session_id": "bk_k2-s1", "to": on("2026-12-15T15:00:00Z")})
     assert "Nothing was changed" in wrong.text
 
 
@@ -219,9 +219,9 @@ def test_another_owners_sessions_cannot_ride_on_my_booking(client, world):
     sign_in(client)
     token = csrf(client.get("/owner/bookings/bk_k1").text)
     for path, data in (("cancel", {"session_ids": ["bk_l1-s1"]}),
-                       ("reschedule", {"session_id": "bk_l1-s1", "to": "2026-12-15T15:00:00Z"}),
+                       ("reschedule", {"session_id": "bk_l1-s1", "to": on("2026-12-15T15:00:00Z")}),
                        ("submit", {"action": "cancel", "session_ids": ["bk_l1-s1"], "with_refund": "no"}),
-                       ("submit", {"action": "reschedule", "session_id": "bk_l1-s1", "to": "2026-12-15T15:00:00Z"})):
+                       ("submit", {"action": "reschedule", "session_id": "bk_l1-s1", "to": on("2026-12-15T15:00:00Z")})):
         r = client.post(f"/owner/bookings/bk_k1/{path}", data={"csrf_token": token, **data}, follow_redirects=False)
         assert r.status_code == 200 and "not this booking" in r.text, (path, r.text[:300])
     assert _outbox(world) == []
