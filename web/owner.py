@@ -298,8 +298,13 @@ def booking_context(c, owner: OwnerIdentity, booking_id: str) -> dict[str, Any]:
         reasons = {s.id: s.cancel_reason for s in booking.sessions}
         page_slug, request_id = booking.page_slug, booking.request_id
     now = c.clock()
+    moved: dict[tuple[str, str], int] = {}  # (session id, kind) -> cents, succeeded movements only
+    for e in ledger:
+        if e.session_id and e.status == "succeeded":
+            moved[(e.session_id, e.kind)] = moved.get((e.session_id, e.kind), 0) + e.amount_cents
     sessions = [{"view": s, "status": PUBLIC_SESSION_STATUS.get(s.status, s.status), "past": s.end <= now,
-                 "reason": reasons.get(s.id), "active": s.status == "confirmed" and s.end > now}
+                 "reason": reasons.get(s.id), "active": s.status == "confirmed" and s.end > now,
+                 "refunded": moved.get((s.id, "refund"), 0), "fees": moved.get((s.id, "fee"), 0)}
                 for s in view.sessions]
     return {"booking": view, "sessions": sessions, "position": position, "ledger": ledger, "history": history,
             "page_slug": page_slug, "request_id": request_id, "zone": owner.timezone,

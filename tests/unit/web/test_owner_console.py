@@ -227,6 +227,33 @@ def test_another_owners_sessions_cannot_ride_on_my_booking(client, world):
     assert _outbox(world) == []
 
 
+def test_decline_a_request(client, world):
+    from services.grants import verify_grant
+
+    with world.session_factory() as db:
+        add_booking(db, "bk_k9", page="kim-page", owner="kim", event_type="intro", sessions=1, price_cents=0,
+                    at=utc(2026, 11, 29, 13), status="awaiting_approval", email="ana@example.org")
+        db.commit()
+    sign_in(client)
+    page = client.get("/owner/bookings/bk_k9")
+    assert "awaits your approval" in page.text and "Approve" in page.text
+    confirm = client.post("/owner/bookings/bk_k9/decide", data={"csrf_token": csrf(page.text), "decision": "decline",
+                                                                 "reason": "fully booked"})
+    assert confirm.status_code == 200 and "Yes, decline" in confirm.text and "fully booked" in confirm.text
+    change_id = re.search(r'name="change_id" value="([^"]+)"', confirm.text).group(1)
+    assert change_id.startswith("dc_")
+    done = client.post("/owner/bookings/bk_k9/submit", data={"csrf_token": csrf(confirm.text), "action": "decline",
+                                                              "reason": "fully booked", "change_id": change_id},
+                       follow_redirects=False)
+    assert done.headers["location"] == f"/owner/bookings/bk_k9/changes/{change_id}"
+    [(name, kwargs)] = _outbox(world)
+    assert name == "sessionpack.decline_booking" and kwargs["reason"] == "fully booked"
+    assert verify_grant(world.settings.secret_key, name, kwargs, now=world.clock(), role="admin")
+    # A confirmed booking has nothing to decide.
+    other = client.post("/owner/bookings/bk_k1/decide", data={"csrf_token": csrf(page.text), "decision": "approve"})
+    assert "no request to approve" in other.text
+
+
 def test_money_page_and_csv(client):
     sign_in(client)
     page = client.get("/owner/money")
