@@ -7,7 +7,7 @@ from typing import Any
 from services.booking import intake
 from services.booking import (authorize_payment as _authorize, capture_payment as _capture,
                               compensate_booking as _compensate, provision_conferencing as _provision,
-                              submit_booking as _submit)
+                              start_booking as _start, submit_booking as _submit)
 from worker.app import app
 
 from .args import parse_submit
@@ -38,7 +38,7 @@ def submit_booking(self, *args: Any, **kwargs: Any) -> str | dict | None:
 @app.task(name=intake.START_BOOKING, **SAGA_TASK)
 def start_booking(self, request_id: str) -> str | None:
     """Submit a request the intake stored (the CLI, the HTTP API): it carries only the id."""
-    return retry_transient(self, intake.start_booking, container(), request_id)
+    return retry_transient(self, _start, container(), request_id)
 
 
 @app.task(name="sessionpack.authorize_payment", **SAGA_TASK)

@@ -133,13 +133,13 @@ def claim_next_task(container) -> tuple[str, dict] | None:
 def default_task_handlers() -> dict[str, Callable]:
     """The bodies of the tasks after the saga: lifecycle follow-ups and calendar sync."""
     from services import lifecycle
-    from services.booking import intake
+    from services.booking import intake, start_booking
     from services import webhooks
     from services.calendar import SYNC_CALENDAR, sync_booking
 
     # `retry` is the task's own decision (False: beat's one-try re-sync); the body is the same.
     return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: lambda c, booking_id, retry=True: sync_booking(c, booking_id),
-            intake.START_BOOKING: intake.start_booking,
+            intake.START_BOOKING: start_booking,
             # A test that configures webhooks sets `container.webhook_post` to receive them in-process.
             webhooks.DELIVER_TASK: lambda c, ids=None, booking_ids=None: webhooks.deliver(
                 c, ids, post=getattr(c, "webhook_post", None))}

@@ -12,10 +12,10 @@ from .confirm import confirm_booking
 from .resume import resume_stalled
 from .saga import TASK_FOR_STEP
 from .steps import authorize_payment, capture_payment, provision_conferencing
-from .submit import record_rejected, submit_booking
+from .submit import record_rejected, start_booking, submit_booking
 
 __all__ = [
     "TASK_FOR_STEP", "approve_booking", "authorize_payment", "capture_payment", "compensate_booking",
     "confirm_booking", "decline_booking", "expire_approval_requests", "fail_booking", "load_awaiting",
-    "provision_conferencing", "record_rejected", "resume_stalled", "submit_booking",
+    "provision_conferencing", "record_rejected", "resume_stalled", "start_booking", "submit_booking",
 ]

@@ -66,17 +66,6 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def request_fingerprint(data: Any) -> str:
-    """The fingerprint of a request as received: of its canonical form when it is a valid
-    request, of the raw object otherwise (a refused request is still a use of its request_id)."""
-    from ..errors import InvalidInput
-
-    try:
-        return fingerprint(canonical_request(*parse_request(data)))
-    except InvalidInput:
-        return fingerprint(data)
-
-
 def reused(request_id: str) -> Conflict:
     return Conflict(
         "request_id_reused",
@@ -93,6 +82,19 @@ def _same_as_booking(booking: Booking, body: dict[str, Any]) -> bool:
     return not booking.sessions or sorted(to_utc_iso(s.start_at) for s in booking.sessions) == body["slots"]
 
 
+def check_repeat(db, request_id: str, booking_id: str, fp: str, body: dict[str, Any] | None) -> Booking | None:
+    """The worker's check of a request_id it may have seen: raises `request_id_reused` when the
+    request stored under it (the intake row, else the booking's details) differs; returns the
+    booking already made for it, or None. `body` is None for a request that is not valid."""
+    row = db.get(BookingRequest, request_id)
+    booking = db.get(Booking, booking_id)
+    if row is not None and row.fingerprint != fp:
+        raise reused(request_id)
+    if row is None and booking is not None and (body is None or not _same_as_booking(booking, body)):
+        raise reused(request_id)
+    return booking
+
+
 def _answer_repeat(db, request_id: str, booking_id: str, fp: str, body: dict[str, Any]) -> str | None:
     """The status to answer a repeated request_id with, None for a new one; `request_id_reused`
     when the stored request differs."""
@@ -107,6 +109,18 @@ def _answer_repeat(db, request_id: str, booking_id: str, fp: str, body: dict[str
             raise reused(request_id)
         return booking.status
     return None
+
+
+def record_reused(c, data: Any, exc: Conflict, *, task: str = "sessionpack.submit_booking") -> None:
+    """A message that reused a request_id is refused: `request.refused` in the activity stream
+    (no booking: the one under that request_id is someone else's), and nothing else changes."""
+    page = data.get("booking_page") if isinstance(data, dict) else None
+    with c.uow() as uow:
+        uow.record("request.refused", booking_id=None, actor="system", task=task,
+                   request_id=data.get("request_id") if isinstance(data, dict) else None,
+                   booking_page=page if isinstance(page, str) else None, code=exc.code, message=exc.message)
+        uow.commit()
+    log.warning("booking request refused: %s", exc.code)
 
 
 # -- accepting a request (the CLI, the HTTP API) ---------------------------------------------------
@@ -170,22 +184,10 @@ def published(c, request_id: str) -> bool:
 
 def queued_body(c, request_id: str) -> dict[str, Any] | None:
     """The stored request that `sessionpack.start_booking` names, None when there is none to
-    start (unknown id, or its booking already holds it)."""
+    start (unknown id, or its booking already holds it). `submit.start_booking` submits it."""
     with c.session_factory() as db:
         row = db.get(BookingRequest, request_id)
         return dict(row.body) if row is not None and row.body is not None else None
-
-
-def start_booking(c, request_id: str) -> str | None:
-    """The body of `sessionpack.start_booking`: submit the stored request (as
-    `sessionpack.submit_booking` does a message's). A repeat, or a request already taken, changes
-    nothing. Returns the booking id, or None when no such request waits."""
-    from .submit import submit_booking  # submit claims requests through this module
-
-    body = queued_body(c, request_id)
-    if body is None:
-        return None
-    return submit_booking(c, body)
 
 
 def claim_request(db, request_id: str, booking_id: str, fp: str, *, source: str = "broker") -> None:

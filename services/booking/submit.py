@@ -10,11 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from models import Booking, Customer, Session, db_now
 from ..availability import to_utc_iso
 from ..calendar.events import calendar_uid
-from ..errors import InvalidInput, ServiceError
+from ..errors import Conflict, InvalidInput, ServiceError
 from ..money import allocate
+from ..notifications import compose
+from ..notifications.booking_view import booking_view
+from ..notifications.outbox import queue_emails
+from ..scheduling import resolve_offering
+from . import intake
 from .approval import await_approval
 from .ids import booking_id_for, new_session_id
-from .request import BookingPlan, conflicting_slot, parse_request, plan_booking, slot_taken
+from .request import BookingPlan, BookingRequest as RequestModel, conflicting_slot, parse_request, plan_booking, slot_taken
 from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
 
 log = logging.getLogger("sessionpack.workflow")
@@ -23,8 +28,10 @@ log = logging.getLogger("sessionpack.workflow")
 def submit_booking(c, data: Any) -> str | None:
     """Validate a request and hold all its slots, or record why it was refused.
 
-    Returns the booking id (None only for a request without a usable request_id, which
-    cannot be answered at all). The same request_id always gives the same, single booking.
+    Returns the booking id (None for a request that cannot be answered: no usable request_id, or
+    one already used for a different request, `request_id_reused`, recorded as
+    `request.refused`). The same request always gives the same, single booking; the request is
+    claimed in the intake (`booking_requests`) in the transaction that holds it.
     """
     request_id = data.get("request_id") if isinstance(data, dict) else None
     try:
@@ -35,37 +42,61 @@ def submit_booking(c, data: Any) -> str | None:
         log.warning("booking request without a usable request_id refused: %s", exc.code)
         return None
 
+    body = intake.canonical_request(request, starts)
+    fp = intake.fingerprint(body)
     booking_id = booking_id_for(request.request_id)
-    with c.uow() as uow:
-        if uow.db.get(Booking, booking_id) is not None:
-            return booking_id  # a repeated request: the first one made the booking
-        try:
-            plan = plan_booking(uow.db, request, starts, now=c.clock(), extra_busy=c.busy_source)
-        except ServiceError as exc:
-            uow.db.rollback()
-            return record_rejected(c, data, exc)
-        try:
-            _hold(c, uow, plan, booking_id)
-            uow.commit()
-            return booking_id
-        except IntegrityError:
-            # PostgreSQL's exclusion constraint refused an overlap with a concurrent booking, or
-            # the same request won a race with itself.
-            uow.db.rollback()
-    with c.uow() as uow:
-        if uow.db.get(Booking, booking_id) is not None:
-            return booking_id
-        slot = conflicting_slot(uow.db, plan)
-    return record_rejected(c, data, slot_taken(slot))
+    try:
+        with c.uow() as uow:
+            if intake.check_repeat(uow.db, request.request_id, booking_id, fp, body) is not None:
+                return booking_id  # a repeated request: the first one made the booking
+            try:
+                plan = plan_booking(uow.db, request, starts, now=c.clock(), extra_busy=c.busy_source)
+            except ServiceError as exc:
+                uow.db.rollback()
+                return record_rejected(c, data, exc, parsed=(request, starts))
+            try:
+                intake.claim_request(uow.db, request.request_id, booking_id, fp)
+                _hold(c, uow, plan, booking_id)
+                uow.commit()
+                return booking_id
+            except IntegrityError:
+                # PostgreSQL's exclusion constraint refused an overlap with a concurrent booking, or
+                # the same request_id won a race with itself (the intake's unique key).
+                uow.db.rollback()
+        with c.uow() as uow:
+            if intake.check_repeat(uow.db, request.request_id, booking_id, fp, body) is not None:
+                return booking_id
+            slot = conflicting_slot(uow.db, plan)
+    except Conflict as exc:
+        intake.record_reused(c, data, exc)
+        return None
+    return record_rejected(c, data, slot_taken(slot), parsed=(request, starts))
+
+
+def start_booking(c, request_id: str) -> str | None:
+    """The body of `sessionpack.start_booking`: submit the request the intake stored (the CLI,
+    the HTTP API). A repeat, or a request already taken, changes nothing. Returns the booking id,
+    or None when no such request waits."""
+    body = intake.queued_body(c, request_id)
+    if body is None:
+        return None
+    return submit_booking(c, body)
+
+
+def _names(page, et, owner) -> dict[str, Any]:
+    """Who and what a request is for, as emails name them."""
+    return {
+        "event_name": et.name, "page_name": page.name, "page_timezone": page.timezone,
+        "owner_name": owner.name, "owner_email": owner.email, "owner_timezone": owner.timezone,
+        "duration_minutes": et.duration_minutes, "sessions_per_booking": et.sessions_per_booking,
+    }
 
 
 def _terms(plan: BookingPlan) -> dict[str, Any]:
     """Everything the booking is made under, frozen now (config may change later)."""
     page, et, owner = plan.offering.page, plan.offering.event_type, plan.offering.owner
     return {
-        "event_name": et.name, "page_name": page.name, "page_timezone": page.timezone,
-        "owner_name": owner.name, "owner_email": owner.email, "owner_timezone": owner.timezone,
-        "duration_minutes": et.duration_minutes, "sessions_per_booking": et.sessions_per_booking,
+        **_names(page, et, owner),
         "booking_mode": et.booking_mode, "min_notice_minutes": et.min_notice_minutes,
         "buffer_before_minutes": et.buffer_before_minutes, "buffer_after_minutes": et.buffer_after_minutes,
         "slot_interval_minutes": et.slot_interval_minutes,
@@ -122,30 +153,62 @@ def _hold(c, uow, plan: BookingPlan, booking_id: str) -> Booking:
     return booking
 
 
-def record_rejected(c, data: dict, exc: ServiceError) -> str:
-    """A refused request becomes a `failed` booking that holds nothing, so `show` can say why."""
+def record_rejected(c, data: dict, exc: ServiceError, *,
+                    parsed: tuple[RequestModel, list] | None = None) -> str | None:
+    """A refused request becomes a `failed` booking that holds nothing, so `show` can say why.
+
+    For a valid request (`parsed`, from `parse_request`: refused by the catalog or the slots, e.g. a slot taken
+    by another request) the customer is emailed once that we could not book, why, and that
+    nothing was charged. Returns the booking id, or None when the request_id belongs to a
+    different request (`request_id_reused`, recorded as `request.refused`)."""
     request_id = data["request_id"]
     booking_id = booking_id_for(request_id)
     customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+    request = parsed[0] if parsed is not None else None
+    body = intake.canonical_request(*parsed) if parsed is not None else None
+    fp = intake.fingerprint(body if body is not None else data)
 
     def text(value: Any, limit: int) -> str:
         return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
-    with c.uow() as uow:
-        if uow.db.get(Booking, booking_id) is not None:
-            return booking_id
-        page = data.get("booking_page")
-        uow.db.add(Booking(
-            id=booking_id, request_id=request_id, status="failed", saga_step="done",
-            failure={"step": "validate", "code": exc.code, "message": exc.message},
-            page_slug=text(page, 64) or None, event_type_slug=text(data.get("event_type"), 64) or None,
-            customer_name=text(customer.get("name"), 200), customer_email=text(customer.get("email"), 320),
-            customer_timezone=text(customer.get("timezone"), 64) or "UTC", terms={},
-        ))
-        uow.record("booking.requested", booking_id=booking_id, actor="customer", request_id=request_id)
-        uow.record("booking.failed", booking_id=booking_id, step="validate", code=exc.code, message=exc.message)
-        try:
-            uow.commit()
-        except IntegrityError:
-            pass  # recorded concurrently by a duplicate of the same request
+    try:
+        with c.uow() as uow:
+            if intake.check_repeat(uow.db, request_id, booking_id, fp, body) is not None:
+                return booking_id
+            intake.claim_request(uow.db, request_id, booking_id, fp)
+            page = data.get("booking_page")
+            names = _offering_names(uow.db, request) if request is not None else {}
+            booking = Booking(
+                id=booking_id, request_id=request_id, status="failed", saga_step="done",
+                failure={"step": "validate", "code": exc.code, "message": exc.message},
+                page_slug=text(page, 64) or None, event_type_slug=text(data.get("event_type"), 64) or None,
+                customer_name=text(customer.get("name"), 200), customer_email=text(customer.get("email"), 320),
+                customer_timezone=text(customer.get("timezone"), 64) or "UTC", terms=names,
+            )
+            if request is not None:  # validated: the normalised address and zone
+                booking.customer_email, booking.customer_timezone = request.customer.email, request.customer.timezone
+            uow.db.add(booking)
+            uow.record("booking.requested", booking_id=booking_id, actor="customer", request_id=request_id)
+            uow.record("booking.failed", booking_id=booking_id, step="validate", code=exc.code, message=exc.message)
+            if names:
+                # The customer always hears: one "we could not book" email (its id is the booking's).
+                uow.db.flush()
+                queue_emails(uow, compose.booking_failed(booking_view(uow.db, booking, c.settings)),
+                             booking_id=booking_id)
+            try:
+                uow.commit()
+            except IntegrityError:
+                pass  # recorded concurrently by a duplicate of the same request
+    except Conflict as exc_reused:
+        intake.record_reused(c, data, exc_reused)
+        return None
     return booking_id
+
+
+def _offering_names(db, request: RequestModel) -> dict[str, Any]:
+    """The names a refused request's email needs, when its page and event type exist."""
+    try:
+        offering = resolve_offering(db, request.booking_page, request.event_type)
+    except ServiceError:
+        return {}
+    return _names(offering.page, offering.event_type, offering.owner)

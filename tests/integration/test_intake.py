@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import Booking, BookingRequest, TaskOutbox
-from services.booking import intake
+from models import Activity, Booking, BookingRequest, OutboxEmail, TaskOutbox
+from services.booking import intake, start_booking, submit_booking
 from services.booking.ids import booking_id_for
 from services.errors import Conflict, InvalidInput, OperationFailed
 from tests.support import apply_config, booking_request, claim_next_task, daily_slots, drain, package_config
@@ -90,8 +90,6 @@ def test_a_reused_request_id_with_another_body_is_refused(c, change):
 def test_a_booking_made_before_the_intake_is_compared_by_its_details(c):
     """A booking submitted straight to the worker before intake rows existed has no fingerprint:
     its customer, page and times decide."""
-    from services.booking import submit_booking
-
     req = _request(c)
     booking_id = submit_booking(c, req)
     with c.uow() as uow:  # as if made before the intake stored it
@@ -133,19 +131,97 @@ def test_the_sweep_publishes_again_what_the_broker_forgot(c, clock):
     assert intake.republish_unclaimed(c, grace) == {"republished": 1, "taken": 0}
     assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 0}  # it waits again
     # The first message turns up after all, then the republished one: one booking.
-    intake.start_booking(c, req["request_id"])
+    start_booking(c, req["request_id"])
     drain(c)
     with c.session_factory() as db:
         assert db.get(Booking, answer.booking_id).status == "confirmed"
         assert db.query(Booking).count() == 1
     clock.now += timedelta(seconds=121)
-    assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 1}
+    # The worker marked it taken when it held the booking: nothing left for the sweep.
+    assert intake.republish_unclaimed(c, grace) == {"republished": 0, "taken": 0}
     with c.session_factory() as db:
         row = db.get(BookingRequest, req["request_id"])
         assert (row.state, row.body, row.publishes) == ("taken", None, 2)
-    assert intake.start_booking(c, req["request_id"]) is None  # a late duplicate does nothing
+    assert start_booking(c, req["request_id"]) is None  # a late duplicate does nothing
 
 
 def test_unknown_ids_stay_unknown(c):
     with c.session_factory() as db:
         assert intake.find_booking_object(db, "bk_nothing", c.settings) is None
+
+
+# -- messages published straight on the broker (the worker's side) ---------------------------------
+
+
+def _refusals(c):
+    with c.session_factory() as db:
+        return [(a.booking_id, a.details["request_id"], a.details["code"]) for a in
+                db.execute(select(Activity).where(Activity.action == "request.refused")).scalars()]
+
+
+def _emails(c, booking_id):
+    with c.session_factory() as db:
+        return [(e.kind, e.to_addr) for e in db.execute(select(OutboxEmail).where(OutboxEmail.booking_id == booking_id))
+                .scalars()]
+
+
+def test_a_message_reusing_a_request_id_changes_nothing_of_the_first_booking(c):
+    req = _request(c)
+    booking_id = submit_booking(c, req)
+    drain(c)
+    before = _emails(c, booking_id)
+    forged = _request(c, request_id=req["request_id"], email="eve@example.net", name="Eve Mallory")
+    forged["slots"] = daily_slots(c.clock() + timedelta(days=6), 2)
+    assert submit_booking(c, forged) is None
+    assert _refusals(c) == [(None, req["request_id"], "request_id_reused")]
+    with c.session_factory() as db:
+        booking = db.get(Booking, booking_id)
+        assert (booking.status, booking.customer_email) == ("confirmed", "sam@example.org")
+        assert db.query(Booking).count() == 1
+    assert _emails(c, booking_id) == before  # nobody was emailed anything
+    assert submit_booking(c, req) == booking_id  # the genuine repeat is still answered
+    # A garbled message under the same request_id is refused the same way.
+    assert submit_booking(c, {"request_id": req["request_id"], "booking_page": 7}) is None
+    assert len(_refusals(c)) == 2
+
+
+def test_a_message_cannot_take_over_a_request_the_intake_accepted(c):
+    """The intake stored a request; before a worker starts it, a message with the same request_id
+    and another body arrives on the broker: refused, and the stored request is booked as asked."""
+    req = _request(c)
+    answer = intake.accept_booking_request(c, req)
+    forged = _request(c, request_id=req["request_id"], email="eve@example.net")
+    assert submit_booking(c, forged) is None
+    drain(c)
+    with c.session_factory() as db:
+        booking = db.get(Booking, answer.booking_id)
+        assert (booking.status, booking.customer_email) == ("confirmed", "sam@example.org")
+        assert db.get(BookingRequest, req["request_id"]).state == "taken"
+    assert _refusals(c) == [(None, req["request_id"], "request_id_reused")]
+
+
+def test_a_request_refused_at_its_hold_tells_the_customer(c):
+    """Another request took a slot after the intake accepted this one: the booking fails at its
+    hold, and the customer gets one "we could not book" email saying why."""
+    first, second = _request(c), _request(c, email="kim@example.org")
+    intake.accept_booking_request(c, first)
+    intake.accept_booking_request(c, second)  # accepted: the first holds nothing yet
+    drain(c)
+    second_id = booking_id_for(second["request_id"])
+    with c.session_factory() as db:
+        failed = db.get(Booking, second_id)
+        assert (failed.status, failed.failure["code"]) == ("failed", "slot_unavailable")
+        email = db.execute(select(OutboxEmail).where(OutboxEmail.booking_id == second_id)).scalar_one()
+    assert (email.kind, email.to_addr) == ("booking_failed_customer", "kim@example.org")
+    assert "one of the times you chose was taken by another booking just before yours" in email.text_body
+    assert "nothing was charged" in email.text_body
+    assert submit_booking(c, second) == second_id  # a redelivery: no second email
+    assert len(_emails(c, second_id)) == 1
+
+
+def test_a_message_for_an_unknown_page_fails_without_an_email(c):
+    req = dict(_request(c), booking_page="nope")
+    booking_id = submit_booking(c, req)
+    with c.session_factory() as db:
+        assert db.get(Booking, booking_id).failure["code"] == "unknown_booking_page"
+    assert _emails(c, booking_id) == []
