@@ -693,3 +693,48 @@ def test_worker_survives_a_broker_restart_with_a_task_in_flight(wrig, results):
     assert status == "confirmed"
     assert alive, "the worker process exited after the broker restart"
     assert "Connection to broker lost" in worker.log()  # the fault really reached the worker
+
+
+# -- a request the HTTP API accepted: the broker may forget it, nothing is lost --------------------
+
+
+@pytest.mark.reliability
+def test_worker_broker_forgets_a_request_the_api_accepted(wrig, results):
+    """`POST /api/v1/bookings` answers 202 once the request is stored; no worker consumes, Redis
+    (no persistence) restarts and forgets the message. `GET /api/v1/bookings/{id}` says pending,
+    and once a worker runs, beat's sweep publishes the stored request again."""
+    import redis
+    import requests
+
+    from tests.integration.test_api_live import WebProcess, api_key
+
+    wrig.worker.stop()
+    web = WebProcess(wrig.env, wrig.tmp / "web.log")
+    try:
+        headers = {"Authorization": f"Bearer {api_key(wrig.env)}"}
+        req = booking_request(daily_slots(datetime.now(timezone.utc) + timedelta(days=3), N),
+                              payment_method="pm_card_visa")
+        answer = requests.post(web.url + "/api/v1/bookings", json=req, headers=headers, timeout=10)
+        assert answer.status_code == 202, answer.text
+        booking_id = answer.json()["booking_id"]
+        assert booking_id == booking_id_for(req["request_id"])
+        broker = redis.Redis(host="127.0.0.1", port=wrig.redis.port)
+        assert broker.llen("celery") == 1  # published: the message waits in the broker only
+        wrig.redis.restart()
+        assert redis.Redis(host="127.0.0.1", port=wrig.redis.port).llen("celery") == 0  # forgotten
+        shown = requests.get(f"{web.url}/api/v1/bookings/{booking_id}", headers=headers, timeout=10)
+        assert shown.status_code == 200 and shown.json()["status"] == "pending", shown.text
+        wrig.start_worker()
+        status = wrig.settle(booking_id)
+        problems = wrig.check()
+        record(results, "worker", "intake", "broker forgets (HTTP API)", injected=1, c=wrig.c,
+               booking_ids=[booking_id], problems=problems, expected=["confirmed"])
+        assert (status, problems) == ("confirmed", [])
+        again = requests.post(web.url + "/api/v1/bookings", json=req, headers=headers, timeout=10)
+        assert again.status_code == 202 and again.json()["booking_id"] == booking_id
+        other = dict(req, customer={"name": "Eve Mallory", "email": "eve@example.net", "timezone": "UTC"})
+        reused = requests.post(web.url + "/api/v1/bookings", json=other, headers=headers, timeout=10)
+        assert reused.status_code == 409 and reused.json()["error"]["code"] == "request_id_reused"
+        assert booking_id not in reused.text
+    finally:
+        web.stop()
