@@ -738,3 +738,70 @@ def test_worker_broker_forgets_a_request_the_api_accepted(wrig, results):
         assert booking_id not in reused.text
     finally:
         web.stop()
+
+
+# -- abuse through the broker: a reused request_id (issue 16, finding 5) ---------------------------
+
+
+def _publish_raw(broker_url: str, task: str, args: list) -> str:
+    """A message as any frontend can publish it with kombu alone (Celery's protocol 2, JSON),
+    not through our CLI, API or Celery client."""
+    import uuid
+
+    from kombu import Connection, Exchange, Queue
+
+    task_id = str(uuid.uuid4())
+    exchange = Exchange("celery", type="direct")
+    with Connection(broker_url) as conn:
+        conn.Producer().publish(
+            [args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+            exchange=exchange, routing_key="celery", serializer="json",
+            headers={"lang": "py", "task": task, "id": task_id, "root_id": task_id, "parent_id": None,
+                     "group": None, "retries": 0, "eta": None, "expires": None, "origin": "attacker@frontend"},
+            declare=[Queue("celery", exchange, routing_key="celery")])
+    return task_id
+
+
+@pytest.mark.reliability
+def test_abuse_a_reused_request_id_answers_nobody_elses_booking(wrig, results):
+    """Sam books with a message published straight on the broker; then a second raw message
+    reuses Sam's request_id with another customer, other slots and another card. The worker
+    refuses it (request_id_reused, recorded as request.refused): Sam's booking, money and emails
+    are untouched, nothing is made or sent for the second message."""
+    from sqlalchemy import select
+
+    from models import Activity, BookingRequest, LedgerEntry
+
+    sam = booking_request(daily_slots(datetime.now(timezone.utc) + timedelta(days=3), N),
+                          payment_method="pm_card_visa")
+    _publish_raw(wrig.redis.url, "sessionpack.submit_booking", [sam])
+    booking_id = booking_id_for(sam["request_id"])
+    assert wrig.settle(booking_id) == "confirmed"
+    with wrig.c.session_factory() as db:
+        before = (db.get(Booking, booking_id).customer_email, sorted(e.id for e in db.query(OutboxEmail)),
+                  sorted(e.id for e in db.query(LedgerEntry)))
+    eve = booking_request(daily_slots(datetime.now(timezone.utc) + timedelta(days=5), N),
+                          request_id=sam["request_id"], payment_method="pm_card_mastercard",
+                          email="eve@example.net", name="Eve Mallory")
+    _publish_raw(wrig.redis.url, "sessionpack.submit_booking", [eve])
+
+    def refused():
+        with wrig.c.session_factory() as db:
+            return db.execute(select(Activity).where(Activity.action == "request.refused")).scalars().all()
+
+    refusals = wait_until(refused, 30, "the worker to refuse the reused request_id")
+    wrig.quiesce()
+    problems = wrig.check()
+    with wrig.c.session_factory() as db:
+        after = (db.get(Booking, booking_id).customer_email, sorted(e.id for e in db.query(OutboxEmail)),
+                 sorted(e.id for e in db.query(LedgerEntry)))
+        harm = [f"{db.query(Booking).count()} bookings"] if db.query(Booking).count() != 1 else []
+        harm += ["Sam's booking, emails or money changed"] if after != before else []
+        harm += ["an email went to the second sender"] if db.query(OutboxEmail).filter(
+            OutboxEmail.to_addr == "eve@example.net").count() else []
+        assert db.get(BookingRequest, sam["request_id"]).source == "broker"
+    record(results, "abuse", "submit", "reused request_id (16.5)", injected=1, c=wrig.c, booking_ids=[booking_id],
+           problems=problems + harm, expected=["confirmed"])
+    assert [(r.booking_id, r.details["request_id"], r.details["code"]) for r in refusals] == [
+        (None, sam["request_id"], "request_id_reused")]
+    assert harm == [] and problems == []
