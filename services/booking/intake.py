@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from models import Activity, Booking, BookingRequest
+from models import Activity, Booking, BookingRequest, TaskOutbox
 from ..availability import to_utc_iso
 from ..errors import Conflict
 from ..money import format_amount
@@ -170,8 +170,6 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
 def published(c, request_id: str) -> bool:
     """Whether the request's first publication reached the broker (False: it waits in the task
     outbox for the sweep, e.g. while the broker is down)."""
-    from models import TaskOutbox
-
     with c.session_factory() as db:
         waiting = db.execute(select(TaskOutbox.id).where(
             TaskOutbox.task_name == START_BOOKING, TaskOutbox.dispatched_at.is_(None),
@@ -225,10 +223,16 @@ def republish_unclaimed(c, grace: timedelta, limit: int = REPUBLISH_BATCH) -> di
         if not rows:
             return {"republished": 0, "taken": 0}
         made = set(uow.db.execute(select(Booking.id).where(Booking.id.in_([r.booking_id for r in rows]))).scalars())
+        # A publication still waiting in the task outbox (the broker was down) is the outbox
+        # sweep's to send: another one would only pile up beside it.
+        unsent = set(uow.db.execute(select(TaskOutbox.kwargs["request_id"].as_string()).where(
+            TaskOutbox.dispatched_at.is_(None), TaskOutbox.task_name == START_BOOKING)).scalars())
         republished = 0
         for row in rows:
             if row.booking_id in made:
                 row.state, row.body = "taken", None
+                continue
+            if row.request_id in unsent:
                 continue
             row.published_at, row.publishes = now, row.publishes + 1
             uow.enqueue(START_BOOKING, request_id=row.request_id)
@@ -237,7 +241,19 @@ def republish_unclaimed(c, grace: timedelta, limit: int = REPUBLISH_BATCH) -> di
                         "publishing it again (publication %d)", row.request_id, row.booking_id,
                         int(grace.total_seconds()), row.publishes)
         uow.commit()
-    return {"republished": republished, "taken": len(rows) - republished}
+    return {"republished": republished, "taken": sum(1 for r in rows if r.booking_id in made)}
+
+
+def waiting(db, now: datetime, older_than: timedelta) -> tuple[int, str | None]:
+    """For `doctor`: how many accepted requests no booking has picked up though they were first
+    accepted more than `older_than` ago, and the oldest one's request_id."""
+    from sqlalchemy import func
+
+    stuck = (BookingRequest.state == "queued", BookingRequest.created_at < now - older_than)
+    count = db.execute(select(func.count()).select_from(BookingRequest).where(*stuck)).scalar_one()
+    oldest = db.execute(select(BookingRequest.request_id).where(*stuck)
+                        .order_by(BookingRequest.created_at).limit(1)).scalar_one_or_none()
+    return count, oldest
 
 
 # -- what `show` answers ---------------------------------------------------------------------------

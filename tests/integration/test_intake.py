@@ -225,3 +225,26 @@ def test_a_message_for_an_unknown_page_fails_without_an_email(c):
     with c.session_factory() as db:
         assert db.get(Booking, booking_id).failure["code"] == "unknown_booking_page"
     assert _emails(c, booking_id) == []
+
+
+def test_doctor_sees_requests_no_worker_picked_up(c, clock):
+    req = _request(c)
+    intake.accept_booking_request(c, req)
+    with c.session_factory() as db:
+        assert intake.waiting(db, c.clock(), timedelta(minutes=6)) == (0, None)
+    clock.now += timedelta(minutes=7)
+    with c.session_factory() as db:
+        assert intake.waiting(db, c.clock(), timedelta(minutes=6)) == (1, req["request_id"])
+    drain(c)
+    with c.session_factory() as db:
+        assert intake.waiting(db, c.clock(), timedelta(minutes=6)) == (0, None)
+
+
+def test_the_sweep_leaves_a_publication_the_broker_never_got_to_the_outbox(c, clock):
+    """The broker was down when the request was accepted: its publication waits in the task
+    outbox (the outbox sweep sends it); the intake sweep adds no second one meanwhile."""
+    req = _request(c)
+    intake.accept_booking_request(c, req)  # no broker in this container: nothing was sent
+    clock.now += timedelta(seconds=121)
+    assert intake.republish_unclaimed(c, timedelta(seconds=120)) == {"republished": 0, "taken": 0}
+    assert _outbox(c) == [(intake.START_BOOKING, {"request_id": req["request_id"]})]
