@@ -15,17 +15,23 @@ CELERY_QUEUE = Queue("celery", CELERY_EXCHANGE, routing_key="celery")
 
 
 def publish_raw(broker_url: str, task: str, args: list | tuple = (), kwargs: dict | None = None, *,
-                task_id: str | None = None, headers: dict | None = None, queue: Queue = CELERY_QUEUE) -> str:
+                task_id: str | None = None, headers: dict | None = None, queue: Queue = CELERY_QUEUE,
+                declare: bool = True, exchange: str | None = None, confirm: bool = False) -> str:
     """Publish a task message (protocol 2, JSON) the way a non-Python client does: the task's
-    headers without `argsrepr`/`kwargsrepr`. Returns the task id."""
+    headers without `argsrepr`/`kwargsrepr`. Returns the task id. `declare=False` declares
+    nothing (a publish-only broker user); `exchange` overrides the queue's exchange ("" is the
+    default exchange, routing by queue name); `confirm` waits for the broker's publisher confirm
+    (AMQP: a refused publish raises instead of closing the channel later)."""
     task_id = task_id or str(uuid.uuid4())
     message_headers = {"lang": "js", "task": task, "id": task_id, "root_id": task_id, "parent_id": None,
                        "group": None, "retries": 0, "eta": None, "expires": None, "timelimit": [None, None],
                        "origin": "raw-frontend", **(headers or {})}
     body = [list(args), dict(kwargs or {}), {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
-    with Connection(broker_url, connect_timeout=5) as conn:
+    options = {"confirm_publish": True} if confirm else {}
+    with Connection(broker_url, connect_timeout=5, transport_options=options) as conn:
         producer = conn.Producer(serializer="json")
-        producer.publish(body, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue],
+        producer.publish(body, exchange=queue.exchange if exchange is None else exchange,
+                         routing_key=queue.routing_key, declare=[queue] if declare else [],
                          headers=message_headers,
                          correlation_id=task_id, delivery_mode=2, retry=False)
     return task_id

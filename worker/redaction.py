@@ -66,8 +66,11 @@ def redact_value(value: Any, key: str | None = None, depth: int = 0) -> Any:
             out.append(f"... {len(value) - MAX_ITEMS} more")
         return out
     if isinstance(value, str):
-        text = _EMAIL.sub("[email]", redact(value))
-        return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
+        # Cut first: the patterns must never see a huge text (the email pattern backtracks, and
+        # this runs in the worker's consumer before any validation).
+        cut = value[:MAX_TEXT + 100]
+        text = _EMAIL.sub("[email]", redact(cut))
+        return text[:MAX_TEXT] + "..." if len(text) > MAX_TEXT or len(value) > len(cut) else text
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return f"<{type(value).__name__}>"
@@ -96,9 +99,17 @@ def _booking_ids(task_name: str, args: Any, kwargs: dict, lookup: bool) -> list[
         request_id = request.get("request_id")
     if isinstance(request_id, str) and 0 < len(request_id) <= 200:
         return [booking_id_for(request_id)]
+    # Positional arguments (a sender that ignored the contract's keyword arguments): a booking id,
+    # or session ids, among them.
+    for arg in list(args)[:5]:
+        if isinstance(arg, str) and arg.startswith("bk_") and len(arg) <= 64:
+            return [arg]
     if not lookup:
         return []
     sessions = kwargs.get("session_ids", kwargs.get("session_id"))
+    if sessions is None:
+        sessions = next((a for a in list(args)[:5] if isinstance(a, str) and a.startswith("ss_")
+                         or isinstance(a, list) and a and isinstance(a[0], str) and a[0].startswith("ss_")), None)
     sessions = [sessions] if isinstance(sessions, str) else sessions
     if isinstance(sessions, list) and sessions and all(isinstance(s, str) and len(s) <= 64 for s in sessions):
         found = _booking_of_session(sessions[0])

@@ -79,7 +79,7 @@ def test_every_app_service_uses_one_image_and_the_real_servers():
     for name in app:
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["DATABASE_URL"]
-        assert env["BROKER_URL"] == "redis://redis:6379/0"
+        assert env["BROKER_URL"] == "redis://sessionpack:${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}@redis:6379/0"
     assert services["postgres"]["image"].split(":")[1].startswith("16")
     assert services["redis"]["image"].split(":")[1].startswith("7")
 

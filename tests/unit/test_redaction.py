@@ -47,3 +47,11 @@ def test_every_message_this_app_publishes_carries_the_redacted_reprs():
                                   create_sent_event=True)
     assert TOKEN not in message.headers["kwargsrepr"] and "bk_9" in message.headers["kwargsrepr"]
     assert TOKEN not in message.sent_event["kwargs"]
+
+
+def test_a_huge_argument_is_described_at_once():
+    import time
+
+    started = time.monotonic()
+    describe("sessionpack.cancel_sessions", [], {"reason": "x" * 1_000_000, "session_ids": ["a" * 500_000]})
+    assert time.monotonic() - started < 0.5
