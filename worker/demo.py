@@ -305,6 +305,17 @@ def _session_lines(booking: dict) -> list[str]:
     return lines
 
 
+def _page_lines(booking: dict) -> list[str]:
+    """The customer's own pages, served by the web process (`bash scripts/run.sh` starts it)."""
+    confirmed = [s for s in booking["sessions"] if s["status"] == "confirmed"]
+    if not confirmed:
+        return []
+    s = confirmed[-1]
+    return ["Open in a browser (the web process serves them at PUBLIC_BASE_URL):",
+            f"  cancel or reschedule: {s['manage_url']}",
+            f"  meeting details:      {s['conferencing_info_url']}"]
+
+
 def _money_lines(booking: dict) -> list[str]:
     net = Decimal(booking["paid"]) + Decimal(booking["fees"]) - Decimal(booking["refunded"])
     return [
@@ -331,7 +342,7 @@ def summary(booking: dict, rows: list, calendar_files: list[Path], settings) -> 
     sent = [r for r in rows if r.status == "sent"]
     return "\n".join([
         "", f"Booking {booking['id']} ({booking['status']}), {customer['name']} <{customer['email']}>:",
-        *_session_lines(booking), *_money_lines(booking),
+        *_session_lines(booking), *_money_lines(booking), *_page_lines(booking),
         *_file_lines(eml_files(settings, sent), len(sent), calendar_files, settings),
         "", f"Next: sessionpack show {booking['id']}  |  sessionpack activity --booking {booking['id']}",
     ])
