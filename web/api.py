@@ -242,18 +242,36 @@ def _limiter(request: Request, c) -> KeyLimiter:
     return state.api_limiter
 
 
+# Keys checked recently, by hash: (principal or None, when checked). A revoked key stops working
+# within KEY_CACHE_SECONDS in every web process; a key is looked up at most that often per process.
+KEY_CACHE_SECONDS = 5.0
+_keys: dict[str, tuple[Any, float]] = {}
+
+
+def _authenticate(c, key: str):
+    from services.apikeys import authenticate, key_hash
+
+    digest, now = key_hash(key), time.monotonic()
+    hit = _keys.get(digest)
+    if hit is not None and now - hit[1] < KEY_CACHE_SECONDS:
+        return hit[0]
+    with c.session_factory() as db:
+        who = authenticate(db, key)
+    if len(_keys) > 10_000:
+        _keys.clear()
+    _keys[digest] = (who, now)
+    return who
+
+
 def principal(request: Request, c=Depends(get_container)):
     """The API key's principal (FastAPI dependency): 401 without a valid key, 429 over its rate."""
-    from services.apikeys import authenticate
-
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise api_error(401, "api_key_required", "send your API key as `Authorization: Bearer <key>` "
                                                  "(`sessionpack apikey create` makes one)",
                         headers={"WWW-Authenticate": "Bearer"})
-    with c.session_factory() as db:
-        who = authenticate(db, key.strip())
+    who = _authenticate(c, key.strip())
     if who is None:
         raise api_error(401, "api_key_invalid", "the API key is unknown or revoked",
                         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
