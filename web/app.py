@@ -22,6 +22,7 @@ from .templating import STATIC_DIR
 ROUTERS: list[str] = [
     "web.manage",
     "web.meeting",
+    "web.room",
     "web.owner",
     "web.api",
     "web.webhooks",

@@ -67,6 +67,7 @@ async def csrf_form(request: Request):
 def set_csrf_cookie(request: Request, response) -> None:
     new = getattr(request.state, "csrf_new_secret", None)
     if new:
-        secure = request.url.scheme == "https"
+        public = request.app.state.container_holder.get().settings.public_base_url
+        secure = request.url.scheme == "https" or public.startswith("https://")
         response.set_cookie(COOKIE, new, httponly=True, samesite="lax", secure=secure, path="/",
                             max_age=MAX_AGE_SECONDS)

@@ -9,8 +9,9 @@ from .base import ConferencingProvider, MeetingDetails, MeetingRequest
 
 
 class BuiltinProvider(ConferencingProvider):
-    """Rooms live under PUBLIC_BASE_URL/room/<id>. The id is derived from the session id and the
-    secret key, so a redelivered create gives the same room (idempotent) and nobody can guess one."""
+    """Rooms live under PUBLIC_BASE_URL/room/<id> (the web process sends them on to a Jitsi Meet
+    room of that id: web/room.py). The id is derived from the session id and the secret key, so a
+    redelivered create gives the same room (idempotent) and nobody can guess one."""
 
     name = "builtin"
     remote = False

@@ -107,7 +107,7 @@ def token_of(c, session: dict) -> str:
 
 @pytest.fixture
 def client(web):
-    return TestClient(create_app(web), follow_redirects=False)
+    return TestClient(create_app(web), base_url="https://testserver", follow_redirects=False)
 
 
 def csrf_of(html: str) -> str:

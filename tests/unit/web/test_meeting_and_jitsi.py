@@ -61,3 +61,22 @@ def test_in_person_sessions_show_the_location(web, client):
     apply_config(web, config)
     r = client.get(f"/meeting/{info_token(web, shown['sessions'][1])}")
     assert "In person: Studio 4, 12 Main St" in re.sub(r"<[^>]+>", "", r.text)
+
+
+def test_builtin_room_links_open_a_jitsi_room_until_the_session_is_cancelled(web, client):
+    import uuid
+
+    from services import lifecycle
+    from tests.support import drain
+
+    shown = book_package(web, provider="builtin")
+    first = shown["sessions"][0]
+    join = first["conferencing"]["join_url"]
+    room = join.rsplit("/", 1)[-1]
+    r = client.get(f"/room/{room}")
+    assert r.status_code == 307 and r.headers["location"] == f"https://meet.jit.si/sessionpack-room-{room}"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert client.get(f"/room/{'0' * 32}").status_code == 404
+    lifecycle.cancel_sessions(web, [first["id"]], tokens=[token_of(web, first)], change_key=uuid.uuid4().hex)
+    drain(web)
+    assert client.get(f"/room/{room}").status_code == 404

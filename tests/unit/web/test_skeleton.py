@@ -80,19 +80,19 @@ def _form_app(container):
 
 
 def test_csrf_double_submit(container):
-    client = TestClient(_form_app(container))
+    client = TestClient(_form_app(container), base_url="https://testserver")
     assert client.post("/form", data={"x": "1"}).status_code == 400  # no token, no cookie
     token = client.get("/token").text
     assert COOKIE in client.cookies
     assert client.post("/form", data={"x": "1", "csrf_token": token}).json() == {"ok": "1"}
     assert client.post("/form", data={"x": "1", "csrf_token": token + "x"}).status_code == 400
-    other = TestClient(_form_app(container))  # another browser: its own cookie
+    other = TestClient(_form_app(container), base_url="https://testserver")  # another browser: its own cookie
     other.get("/token")
     assert other.post("/form", data={"x": "1", "csrf_token": token}).status_code == 400
 
 
 def test_request_body_limit(container):
-    client = TestClient(_form_app(container))
+    client = TestClient(_form_app(container), base_url="https://testserver")
     r = client.post("/form", content=b"x" * (300 * 1024), headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 413
 
