@@ -16,6 +16,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
+COPY core ./core
+COPY cli ./cli
 COPY worker ./worker
 COPY tasks ./tasks
 COPY services ./services

@@ -252,7 +252,7 @@ def inline_cli(container) -> Iterator[Callable]:
     as `container.celery_app`): yields run(*args) -> (exit code, the printed JSON or None)."""
     from click.testing import CliRunner
 
-    from worker.cli import main
+    from cli.main import main
     from core.wiring import set_container
 
     container.celery_app = InlineCelery(container)

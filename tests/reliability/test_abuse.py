@@ -104,7 +104,7 @@ def c(tmp_path, pg_database, stripe_base):
 
 
 def cli(*argv, stdin: str | None = None) -> tuple[int, dict | None, object]:
-    from worker.cli import main
+    from cli.main import main
 
     result = CliRunner().invoke(main, list(argv), input=stdin)
     assert result.exception is None or isinstance(result.exception, SystemExit), \

@@ -120,7 +120,7 @@ def sqlite_world(tmp_path_factory):
 def invoke(c, argv: list[str], stdin: str | None = None):
     """`sessionpack ARGV` through click's CliRunner, with `c` as the CLI's container."""
     import core.wiring as wiring
-    from worker.cli import main
+    from cli.main import main
 
     previous = wiring._container
     wiring.set_container(c)

@@ -160,3 +160,12 @@ def test_flowers_task_list_shows_the_arguments_that_carry_the_booking_id():
     flower = words(procfile()["flower"])
     columns = next(w.split("=", 1)[1] for w in flower if w.startswith("--tasks_columns="))
     assert {"name", "uuid", "state", "args", "kwargs"} <= set(columns.split(","))
+
+
+def test_the_image_copies_every_package_the_project_installs():
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (ROOT / "Dockerfile").read_text(), re.MULTILINE))
+    assert packages - copied == set()

@@ -1,13 +1,15 @@
-"""The layering, checked on the source: no import circle between modules of services/, models/
-and core/ (nor between the subpackages of services/), and none of them imports a process package
-(worker/, cli/, web/, tasks/). Imports inside functions count: a lazy import is still a dependency."""
+"""The layering, checked on the source: no import circle between the project's modules (nor between
+the subpackages of services/); services/, models/ and core/ import no process package (worker/,
+cli/, web/, tasks/), and the worker imports neither the CLI nor the web process. Imports inside
+functions count: a lazy import is still a dependency."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("services", "models", "core")
+PACKAGES = ("services", "models", "core", "tasks", "worker", "cli", "web")
+NEUTRAL = ("services", "models", "core")
 PROCESS_PACKAGES = ("worker", "cli", "web", "tasks")
 
 
@@ -20,7 +22,7 @@ def module_name(path: Path) -> str:
 
 def modules() -> dict[str, Path]:
     found = {}
-    for top in LAYERS:
+    for top in PACKAGES:
         for path in (ROOT / top).rglob("*.py"):
             if "migrations" in path.parts and path.name != "env.py":
                 continue
@@ -105,9 +107,16 @@ def test_no_circle_between_the_subpackages_of_services():
     assert cycles(edges) == []
 
 
-def test_no_process_package_is_imported_by_services_models_or_core():
-    offending = sorted(
-        f"{name} imports {m}" for name, path in modules().items() for m in imported(name, path)
-        if m.split(".")[0] in PROCESS_PACKAGES
+def forbidden_imports(importers: tuple[str, ...], imported_packages: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{name} imports {m}" for name, path in modules().items() if name.split(".")[0] in importers
+        for m in imported(name, path) if m.split(".")[0] in imported_packages
     )
-    assert offending == []
+
+
+def test_no_process_package_is_imported_by_services_models_or_core():
+    assert forbidden_imports(NEUTRAL, PROCESS_PACKAGES) == []
+
+
+def test_the_worker_imports_neither_the_cli_nor_the_web_process():
+    assert forbidden_imports(("worker", "tasks"), ("cli", "web")) == []

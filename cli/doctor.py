@@ -245,7 +245,7 @@ def calendars(c) -> list[Check]:
 
 def run_checks(c) -> list[Check]:
     """Every check, in the order an operator would fix things."""
-    from .logging import Redactor
+    from worker.logging import Redactor
 
     # libpq's own connect timeout: a PostgreSQL host that drops packets must not hang doctor.
     os.environ.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT_SECONDS))

@@ -1,15 +1,24 @@
-"""`sessionpack doctor` and `sessionpack demo`: for operators and for first contact."""
+"""`sessionpack migrate`, `doctor` and `demo`: for operators and for first contact."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .cli import container, emit, reporting, say
+from .common import container, emit, reporting, say
 
 
 def register(main: click.Group) -> None:
     """Add the operations commands to the `sessionpack` group."""
+
+    @main.command()
+    @reporting
+    def migrate() -> None:
+        """Create or upgrade the database schema (idempotent)."""
+        from models.db import migrate as run_migrations
+
+        head = run_migrations(container().engine)
+        emit({"migrated": True, "revision": head})
 
     @main.command()
     @click.option("--json", "json_only", is_flag=True, help="print only the JSON object (no table on stderr)")

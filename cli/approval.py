@@ -7,7 +7,7 @@ import click
 
 from services.errors import InvalidInput
 
-from .cli import _wait_for, container, emit, ensure_schema, reporting, say
+from .common import container, emit, ensure_schema, reporting, say, wait_for
 
 
 def _check_awaiting(c, booking_id: str) -> None:
@@ -39,7 +39,7 @@ def register(main: click.Group) -> None:
         if wait is None:
             emit({"booking_id": booking_id, "status": "approving"})
             return
-        result = _wait_for(c, booking_id, wait, lambda b: b.status not in ("awaiting_approval", "pending"))
+        result = wait_for(c, booking_id, wait, lambda b: b.status not in ("awaiting_approval", "pending"))
         if result is None:
             say(f"booking {booking_id} is not confirmed after {wait:g}s; check with `sessionpack show {booking_id}`")
             sys.exit(1)

@@ -15,7 +15,7 @@ import click
 
 from services.money import format_amount
 
-from .cli import _wait_for, container, emit, ensure_schema, reporting, say
+from .common import container, emit, ensure_schema, reporting, say, wait_for
 
 WAIT_HELP = "wait up to SECONDS for the change (and its refund or fee) to be done, then print the booking"
 
@@ -43,7 +43,7 @@ def _send_and_report(c, task_name: str, kwargs: dict, queued: dict, wait: float 
         outcome = change_outcome(db, booking.id, task_id)
         return outcome is not None and (outcome.state == "refused" or not money_pending(db, booking.id, task_id))
 
-    result = _wait_for(c, queued["booking_id"], wait, settled)
+    result = wait_for(c, queued["booking_id"], wait, settled)
     if result is None:
         say(f"the change is not done after {wait:g}s; follow it with `sessionpack activity --booking {queued['booking_id']}`")
         emit(queued)

@@ -73,7 +73,7 @@ def demo_config() -> dict:
 
 def _cli_command() -> list[str]:
     script = Path(sys.executable).parent / "sessionpack"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from worker.cli import main; main()"]
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def run_cli(env: dict, *args: str, stdin: str | None = None, timeout: float = STEP_TIMEOUT_SECONDS) -> dict:
