@@ -150,6 +150,20 @@ def email_outbox(c) -> tuple[bool, str]:
     return True, detail
 
 
+def email_retention(c) -> tuple[bool, str]:
+    from services.notifications.outbox import retention
+
+    days = c.settings.email_body_retention_days
+    with c.session_factory() as db:
+        counts = retention(db, c.clock(), days)
+    detail = (f"bodies emptied {days:g} days after delivery (EMAIL_BODY_RETENTION_DAYS); "
+              f"{counts['purged']} emptied so far")
+    if counts["overdue"]:
+        return False, (f"{counts['overdue']} email(s) still hold their body more than a day past retention; "
+                       "check that beat runs (its purge-email-bodies task empties them)")
+    return True, detail
+
+
 def webhook_outbox(c) -> tuple[bool, str]:
     from services.webhooks import backlog
 
@@ -257,7 +271,7 @@ def run_checks(c) -> list[Check]:
     if checks[1].ok:
         checks.append(_run("broker durability", lambda: broker_durability(c.settings.broker_url), redact))
     needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox),
-                ("webhook outbox", webhook_outbox), ("reminders", reminders),
+                ("email retention", email_retention), ("webhook outbox", webhook_outbox), ("reminders", reminders),
                 ("orphaned meetings", orphaned_meetings))
     for name, check in needs_db:
         if checks[0].ok:

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # How long an admin or customer grant made by the CLI or the web process stays valid
     # (services/grants.py): long enough to wait out a short broker outage in the task outbox.
     grant_ttl_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    # Emails' bodies and attachments (manage links, passcodes, host links) are emptied this many
+    # days after delivery by beat's purge-email-bodies sweep; their metadata stays.
+    email_body_retention_days: float = Field(30.0, gt=0, le=3650)
     # Objects handed in by code, never read from the environment (tests tune retry policies).
     extra: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

@@ -1,6 +1,7 @@
 """Outboxes (emails, tasks) and the reminder schedule: work decided in a transaction, done after."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -10,11 +11,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base, clock_now
 
 
+UNPURGED_SENT = text("status = 'sent' AND body_purged_at IS NULL")
+CHANGE_KEY_LENGTH = 80
+
+
+def change_index(change_key: object) -> str | None:
+    """The indexed form of a change key (`Activity.change_key`): the key itself when it is short,
+    else a digest of it, so a key of any length is found through the index at the same cost."""
+    if not isinstance(change_key, str) or not change_key:
+        return None
+    if len(change_key) <= CHANGE_KEY_LENGTH:
+        return change_key
+    return "sha256:" + hashlib.sha256(change_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class OutboxEmail(Base):
     """An email written in the transaction that decided it, delivered after commit, once."""
 
     __tablename__ = "outbox_emails"
-    __table_args__ = (Index("ix_outbox_emails_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_emails_status_next", "status", "next_attempt_at"),
+        # The retention sweep: sent emails whose bodies are still kept, oldest first.
+        Index("ix_outbox_emails_unpurged", "sent_at", postgresql_where=UNPURGED_SENT, sqlite_where=UNPURGED_SENT),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
@@ -36,6 +55,9 @@ class OutboxEmail(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=clock_now)
     created_at: Mapped[datetime] = mapped_column(default=clock_now)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the retention sweep emptied the bodies and attachments (they hold manage links,
+    # passcodes and host links); the metadata above stays.
+    body_purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class TaskOutbox(Base):
@@ -77,6 +99,9 @@ CALENDAR_SYNC_ACTIONS = ("calendar.synced", "calendar.sync_failed")
 CALENDAR_SYNC_ENTRY = text("action IN ({})".format(", ".join(f"'{a}'" for a in CALENDAR_SYNC_ACTIONS)))
 
 
+HAS_CHANGE_KEY = text("change_key IS NOT NULL")
+
+
 class Activity(Base):
     """The append-only activity stream."""
 
@@ -92,6 +117,9 @@ class Activity(Base):
         # latest one, and should not read every other entry of the stream to find them.
         Index("ix_activity_calendar_sync", "booking_id", "id",
               postgresql_where=CALENDAR_SYNC_ENTRY, sqlite_where=CALENDAR_SYNC_ENTRY),
+        # A change's entries (services/lifecycle/changes.py), including refusals of unknown ids
+        # that have no booking: each look-up costs the same however many are stored.
+        Index("ix_activity_change_key", "change_key", postgresql_where=HAS_CHANGE_KEY, sqlite_where=HAS_CHANGE_KEY),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -101,3 +129,5 @@ class Activity(Base):
     actor: Mapped[str] = mapped_column(String(64), default="system")
     action: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # `change_index(details["change"])`, set by UnitOfWork.record.
+    change_key: Mapped[str | None] = mapped_column(String(CHANGE_KEY_LENGTH), default=None)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
-from .messaging import Activity, TaskOutbox
+from .messaging import Activity, TaskOutbox, change_index
 
 # Called after commit with the ids of the task-outbox rows written in the transaction.
 AfterCommit = Callable[[list[int]], None]
@@ -57,7 +57,8 @@ class UnitOfWork:
     def record(self, action: str, *, booking_id: str | None = None, session_id: str | None = None,
                actor: str = "system", **details: Any) -> None:
         """Append an entry to the activity stream, in this transaction."""
-        entry = Activity(action=action, booking_id=booking_id, session_id=session_id, actor=actor, details=details)
+        entry = Activity(action=action, booking_id=booking_id, session_id=session_id, actor=actor, details=details,
+                         change_key=change_index(details.get("change")))
         self.session.add(entry)
         self._recorded.append(entry)
 

@@ -66,3 +66,9 @@ def refund_orphaned_fees(self) -> dict:
 def resync_calendars(self) -> dict:
     # No task retry: the next tick looks again.
     return resync.resync_calendars(container())
+
+
+@app.task(name="sessionpack.purge_email_bodies", bind=True, acks_late=True)
+def purge_email_bodies(self) -> dict:
+    # No task retry: the next tick purges what this one left.
+    return outbox.purge_bodies(container())

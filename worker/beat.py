@@ -14,5 +14,6 @@ def beat_schedule(settings: Settings) -> dict:
         "sweep-orphan-meetings": ("sessionpack.sweep_orphan_meetings", 300.0),
         "refund-orphaned-fees": ("sessionpack.refund_orphaned_fees", 300.0),
         "resync-calendars": ("sessionpack.resync_calendars", settings.calendar_resync_seconds),
+        "purge-email-bodies": ("sessionpack.purge_email_bodies", 3600.0),
     }
     return {name: {"task": task, "schedule": seconds} for name, (task, seconds) in every.items()}

@@ -141,3 +141,50 @@ def backlog(db, now: datetime) -> dict[str, int]:
     ).count()
     failed = db.query(OutboxEmail).filter(OutboxEmail.status == "failed").count()
     return {"pending": pending, "overdue": overdue, "failed": failed}
+
+
+# The retention sweep empties this many emails per transaction, and at most PURGE_LIMIT a tick.
+PURGE_CHUNK = 500
+PURGE_LIMIT = 20_000
+PURGED_BODY = ""
+
+
+def _purgeable(cutoff: datetime):
+    """Delivered (or given up) before `cutoff` and still holding a body. The sent ones are read
+    through the partial index ix_outbox_emails_unpurged; given-up ones are few."""
+    return or_(
+        (OutboxEmail.status == "sent") & OutboxEmail.body_purged_at.is_(None) & (OutboxEmail.sent_at < cutoff),
+        (OutboxEmail.status == "failed") & OutboxEmail.body_purged_at.is_(None) & (OutboxEmail.created_at < cutoff),
+    )
+
+
+def purge_bodies(container, *, limit: int = PURGE_LIMIT) -> dict[str, int]:
+    """The beat sweep: empty the bodies and attachments of emails delivered (or given up) more
+    than EMAIL_BODY_RETENTION_DAYS ago. They carry manage links, meeting passcodes and host
+    links; the metadata (kind, recipient, subject, status, times, message id) stays, so the
+    outbox still says what was sent to whom and when. Returns {"purged": n}."""
+    now = container.clock()
+    cutoff = now - timedelta(days=container.settings.email_body_retention_days)
+    purged = 0
+    while purged < limit:
+        with container.session_factory() as db:
+            ids = db.execute(select(OutboxEmail.id).where(_purgeable(cutoff)).order_by(OutboxEmail.id)
+                             .limit(min(PURGE_CHUNK, limit - purged))).scalars().all()
+            if not ids:
+                break
+            db.execute(update(OutboxEmail).where(OutboxEmail.id.in_(ids), _purgeable(cutoff)).values(
+                text_body=PURGED_BODY, html_body=PURGED_BODY, attachments=[], body_purged_at=now))
+            db.commit()
+        purged += len(ids)
+    if purged:
+        log.info("emptied the bodies of %d email(s) older than %g days", purged,
+                 container.settings.email_body_retention_days)
+    return {"purged": purged}
+
+
+def retention(db, now: datetime, days: float) -> dict[str, int]:
+    """For `doctor`: emails whose bodies are past retention by more than a day (the sweep is
+    behind or not running) and how many were emptied so far."""
+    overdue = db.query(OutboxEmail).filter(_purgeable(now - timedelta(days=days + 1))).count()
+    purged = db.query(OutboxEmail).filter(OutboxEmail.body_purged_at.is_not(None)).count()
+    return {"overdue": overdue, "purged": purged}
