@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import socket
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,11 +19,10 @@ import pytest
 import requests
 
 from tests.integration.conftest import write_json
-from tests.worker_process import BIN, PROJECT, cli
+from tests.worker_process import cli
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = PROJECT / "tests" / "artifacts"
 KIM_PASSWORD, LEE_PASSWORD = "kim's long password", "lee's long password"
 ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
@@ -73,64 +68,36 @@ def _request(request_id, page, event_type, slots, email, payment_method=None) ->
     return req
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def web_process(pg_redis_env, tmp_path):
-    """The `web` process as the Procfile runs it (uvicorn, the app factory) on a free port."""
-    port = _free_port()
+    """The `web` process as the Procfile runs it, on a free port (tests/web_process.py)."""
+    from tests.web_process import WebProcess, free_port
+
+    port = free_port()
     env = {**pg_redis_env, "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    log = open(tmp_path / "web.log", "ab")
-    proc = subprocess.Popen([str(BIN / "uvicorn"), "--factory", "web.app:create_app", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError((tmp_path / "web.log").read_text())
-    yield base, env
-    os.killpg(proc.pid, 15)
-    proc.wait(10)
+    web = WebProcess(env, tmp_path / "web.log").start()
+    yield web.url, env
+    web.stop()
 
 
 @pytest.fixture
 def browser():
-    if not shutil.which("chromedriver") or not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.fail("chromium and chromium-driver are needed: apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests.web_process import CHROMEDRIVER, CHROMIUM, chromium_driver
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.implicitly_wait(0)
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("chromium and chromium-driver are needed: apt-get install -y chromium chromium-driver")
+    driver = chromium_driver()
     yield driver
     driver.quit()
 
 
 def shoot(driver, name: str) -> None:
-    """The page at 1280 px and at 375 px (a phone): its whole height, up to 2400 px."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 375):
-        driver.set_window_size(width, 900)
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(max(height, 600), 2400))
-        driver.save_screenshot(str(ARTIFACTS / f"owner-{name}-{width}.png"))
-    driver.set_window_size(1280, 900)
+    """The page checked as the customer pages are (one h1, a label for every field, no script) and
+    photographed at 1280 and 375 px (nothing sticking out sideways on the phone)."""
+    from tests.integration.test_web_browser import check_accessible, screenshots
+
+    check_accessible(driver)
+    screenshots(driver, f"owner-{name}")
 
 
 def text_of(driver) -> str:
