@@ -10,7 +10,7 @@ from models import OutboxEmail
 from services.booking import submit_booking
 from services.notifications.outbox import purge_bodies
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
-from worker import doctor
+from cli import doctor
 from worker.beat import beat_schedule
 
 pytestmark = pytest.mark.integration
