@@ -17,6 +17,8 @@ GROUPS: tuple[str, ...] = (
     "cli.booking",    # book, show, activity
     "cli.lifecycle",  # cancel, reschedule, refund, reconcile
     "cli.approval",   # approve, decline
+    "cli.apikey",     # apikey create, list, revoke
+    "cli.webhooks",   # webhooks list, redeliver
 )
 
 

@@ -140,11 +140,9 @@ def live(pg_redis_env, tmp_path, receiver, worker_factory):
 
 
 def api_key(env) -> str:
-    code = ("import json, sys; from core.settings import Settings; from core.wiring import build_container; "
-            "from services import apikeys; c = build_container(Settings()); uow = c.uow().__enter__(); "
-            "k = apikeys.create_key(uow, 'live', (), True, now=c.clock()); uow.commit(); print(k['key'])")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT, capture_output=True, text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
+    code, made, err = cli(env, "apikey", "create", "--name", "live", "--admin")
+    assert code == 0, err
+    return made["key"]
 
 
 def slot(days=3, hhmm="10:00"):

@@ -241,3 +241,64 @@ def test_a_double_encoded_message_is_refused_to_its_page_with_its_request_id(hoo
     data = hooked.webhook_post.events[0]["data"]
     assert data["request_id"] == "web-double-1" and data["task"] == "sessionpack.submit_booking"
     assert data["error"]["code"] == "invalid_request" and data["booking_id"] is None
+
+
+def test_cli_webhooks_list_redeliver_and_doctor(hooked, clock):
+    from cli.doctor import webhook_outbox
+    from tests.support import inline_cli
+
+    apply_config(hooked, hooked_config(events=["booking.confirmed"]))
+    hooked.webhook_post.down = True
+    booking_id = book(hooked, clock)
+    clock.advance(days=4)
+    webhooks.deliver(hooked, post=hooked.webhook_post)  # past 3 days: given up
+    ok, detail = webhook_outbox(hooked)
+    assert not ok and "1 given up" in detail
+    hooked.webhook_post.down = False
+    with inline_cli(hooked) as run:
+        code, out = run("webhooks", "list", "--status", "failed")
+        assert code == 0 and [w["booking_id"] for w in out["webhooks"]] == [booking_id]
+        event_id = out["webhooks"][0]["event_id"]
+        assert out["webhooks"][0]["last_error"] and out["webhooks"][0]["attempts"] == 2
+        code, out = run("webhooks", "redeliver", event_id)
+        assert code == 0 and out == {"event_id": event_id, "deliveries": 1, "status": "pending"}
+        code, out = run("webhooks", "redeliver", "evt_nope")
+        assert code == 2 and out["error"]["code"] == "unknown_event"
+        # (the inline task just tried the real URL, which does not resolve; the receiver here is in-process)
+        clock.advance(seconds=120)
+        webhooks.deliver(hooked, post=hooked.webhook_post)
+        code, out = run("webhooks", "list")
+        assert out["webhooks"][0]["status"] == "delivered"
+    assert [e["id"] for e in hooked.webhook_post.events] == [event_id]
+    assert webhook_outbox(hooked)[0] is True
+
+
+def test_cli_apikey_create_list_revoke(container):
+    from services import apikeys
+    from tests.support import inline_cli
+
+    apply_config(container, package_config(1))
+    with inline_cli(container) as run:
+        code, made = run("apikey", "create", "--name", "web-frontend", "--page", "coach")
+        assert code == 0 and made["key"].startswith("sk_sp_") and made["pages"] == ["coach"] and not made["admin"]
+        code, admin = run("apikey", "create", "--name", "ops", "--admin")
+        assert code == 0 and admin["admin"] is True and admin["pages"] == []
+        code, out = run("apikey", "create", "--name", "web-frontend")
+        assert code == 2 and out["error"]["code"] == "key_name_taken"
+        code, out = run("apikey", "create", "--name", "x", "--page", "nope")
+        assert code == 2 and out["error"]["code"] == "unknown_booking_page"
+        code, listed = run("apikey", "list")
+        assert [k["name"] for k in listed["keys"]] == ["web-frontend", "ops"]
+        assert made["key"] not in json.dumps(listed) and admin["key"] not in json.dumps(listed)
+        with container.session_factory() as db:
+            assert apikeys.authenticate(db, made["key"]).pages == ("coach",)
+        code, out = run("apikey", "revoke", "web-frontend")
+        assert code == 0 and out["revoked"]
+        code, out = run("apikey", "revoke", "nobody")
+        assert code == 2 and out["error"]["code"] == "unknown_key"
+    with container.session_factory() as db:
+        assert apikeys.authenticate(db, made["key"]) is None
+        assert apikeys.authenticate(db, admin["key"]).admin is True
+        # Only the hash is stored.
+        from models import ApiKey
+        assert made["key"] not in json.dumps([[r.key_hash, r.prefix] for r in db.query(ApiKey)])
