@@ -57,8 +57,11 @@ class UnitOfWork:
     def record(self, action: str, *, booking_id: str | None = None, session_id: str | None = None,
                actor: str = "system", **details: Any) -> None:
         """Append an entry to the activity stream, in this transaction."""
+        change = change_index(details.get("change"))
+        if change is not None and change != details["change"]:
+            details = {**details, "change": change}  # a made-up key of any length is kept as its digest
         entry = Activity(action=action, booking_id=booking_id, session_id=session_id, actor=actor, details=details,
-                         change_key=change_index(details.get("change")))
+                         change_key=change)
         self.session.add(entry)
         self._recorded.append(entry)
 

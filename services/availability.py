@@ -270,6 +270,9 @@ def to_utc_iso(dt: datetime) -> str:
 MIN_YEAR, MAX_YEAR = 1970, 2999  # the years a booking or a query may name
 
 
+MAX_INSTANT_LENGTH = 64
+
+
 def parse_instant(text: str, field: str = "slot") -> datetime:
     """ISO 8601 with 'Z' or an offset -> aware UTC datetime.
 
@@ -278,8 +281,11 @@ def parse_instant(text: str, field: str = "slot") -> datetime:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(
-            "invalid_time", f"{field} {text!r} is not a time; write it in ISO 8601 with an offset, like {EXAMPLE_INSTANT}"
+            "invalid_time", f"{field} {str(text)[:64]!r} is not a time; write it in ISO 8601 with an offset, like {EXAMPLE_INSTANT}"
         )
+    if len(text) > MAX_INSTANT_LENGTH:
+        raise InvalidInput("invalid_request", f"{field} has {len(text)} characters; a time in ISO 8601 has at most "
+                                              f"{MAX_INSTANT_LENGTH}, like {EXAMPLE_INSTANT}")
     try:
         # RFC 3339 allows lower-case 't' and 'z'; fromisoformat does not.
         parsed = datetime.fromisoformat(text.strip().upper())

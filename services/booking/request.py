@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from ..availability import Interval, block_of, blocks_overlap, check_slot, parse_instant, to_utc_iso
 from ..errors import InvalidInput, OperationFailed
@@ -19,13 +19,21 @@ from ..limits import check_limits
 from ..scheduling import BusySource, Offering, owner_busy, resolve_offering, session_busy, slot_rules
 
 MAX_SESSIONS = 20
+# Every string of a request is bounded, so nothing a sender makes up is stored or echoed in full
+# (an error message quotes at most these lengths). IANA zone names are at most 32 characters
+# today; an ISO 8601 time with an offset and microseconds is 32.
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 320  # RFC 3696 (with its errata): 64 + 1 + 255
+MAX_TIMEZONE_LENGTH = 64
+MAX_SLOT_LENGTH = 64
+Slot = Annotated[str, StringConstraints(max_length=MAX_SLOT_LENGTH)]
 
 
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=320)
-    timezone: str = "UTC"
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    email: str = Field(max_length=MAX_EMAIL_LENGTH)
+    timezone: str = Field("UTC", min_length=1, max_length=MAX_TIMEZONE_LENGTH)
 
 
 class BookingRequest(BaseModel):
@@ -36,7 +44,7 @@ class BookingRequest(BaseModel):
     booking_page: str = Field(min_length=1, max_length=64)
     event_type: str | None = Field(default=None, max_length=64)
     customer: CustomerIn
-    slots: list[str] = Field(max_length=100)
+    slots: list[Slot] = Field(max_length=100)
     payment_method: str | None = Field(default=None, max_length=200)
 
     @field_validator("slots", mode="before")

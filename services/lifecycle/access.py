@@ -21,6 +21,7 @@ from ..errors import InvalidInput, NotFound, OperationFailed
 from ..tokens import MANAGE, MEETING_INFO, link_rights, verify_manage_token, verify_meeting_token
 
 MAX_SESSIONS_PER_CHANGE = 20
+MAX_ID_LENGTH = 64  # booking and session ids are 27 characters; the task arguments allow 64
 PAST_TENSE = {"cancel": "cancelled", "reschedule": "rescheduled"}
 # What an already cancelled session cannot be, by action.
 AFTER_CANCEL = {"cancel": "cancelled twice", "reschedule": "rescheduled"}
@@ -37,6 +38,9 @@ def _check_request(session_ids: Sequence[str], tokens: Sequence[str] | None, adm
     ids = list(session_ids or [])
     if not ids or not all(isinstance(s, str) and s for s in ids):
         raise InvalidInput("session_ids_required", "name at least one session id (ss_...), as shown by `sessionpack show`")
+    if any(len(s) > MAX_ID_LENGTH for s in ids):
+        raise InvalidInput("invalid_request", f"a session id has at most {MAX_ID_LENGTH} characters (ss_...); "
+                                              "copy it from `sessionpack show`")
     if len(ids) > MAX_SESSIONS_PER_CHANGE:
         raise InvalidInput("too_many_sessions", f"at most {MAX_SESSIONS_PER_CHANGE} sessions at a time, not {len(ids)}")
     if len(set(ids)) != len(ids):
@@ -77,10 +81,20 @@ def booking_of(db: Db, session_ids: Sequence[str]) -> str | None:
     return db.execute(select(Session.booking_id).where(Session.id.in_(ids)).limit(1)).scalar_one_or_none()
 
 
+def check_booking_id(booking_id: object) -> str:
+    """A booking id as given by a caller, refused with `invalid_request` unless it is text of at
+    most MAX_ID_LENGTH characters (an error message never quotes more)."""
+    if not isinstance(booking_id, str) or not booking_id or len(booking_id) > MAX_ID_LENGTH:
+        raise InvalidInput("invalid_request", f"a booking id is text of at most {MAX_ID_LENGTH} characters (bk_...); "
+                                              "copy it from `sessionpack show` or the activity stream")
+    return booking_id
+
+
 def lock_booking(db: Db, booking_id: str) -> Booking:
     """The booking, locked for this transaction (PostgreSQL: FOR UPDATE; SQLite already holds
     its single write lock from BEGIN IMMEDIATE), with its sessions freshly read, so two changes
     of one booking decide one after the other on what the first one left."""
+    check_booking_id(booking_id)
     booking = db.execute(
         select(Booking).where(Booking.id == booking_id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()

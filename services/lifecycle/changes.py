@@ -29,6 +29,7 @@ MOVE_MEETING = "sessionpack.move_meeting"
 # The activity entries that mark a change as applied (written in the change's own transaction).
 APPLIED_ACTIONS = ("session.cancelled", "session.rescheduled", "refund.requested")
 MAX_REASON_LENGTH = 500
+ID_COLUMN_LENGTH = 40  # activity.session_id
 
 
 def refund_key(booking_id: str, change_key: str, part: int = 1) -> str:
@@ -76,9 +77,10 @@ def entries_of_change_query(booking_id: str | None, change_key: str):
 
 
 def _entries_of_change(db: Db, booking_id: str | None, change_key: str) -> Iterable[Activity]:
-    # The details say the exact key (the index holds a digest of a long one).
+    # The details say the exact key (a long one as its digest, like the index).
+    key = change_index(change_key)
     return (a for a in db.execute(entries_of_change_query(booking_id, change_key)).scalars()
-            if (a.details or {}).get("change") == change_key)
+            if (a.details or {}).get("change") == key)
 
 
 def change_outcome(db: Db, booking_id: str | None, change_key: str) -> Outcome | None:
@@ -146,8 +148,9 @@ def recording_refusals(c, kind: str, change_key: str, *, actor: str, session_ids
         with c.session_factory() as db:
             # Recorded against the booking only when it exists (a refusal may be "unknown booking").
             known = booking_id if isinstance(booking_id, str) and db.get(Booking, booking_id) else booking_of(db, ids)
-        record_refusal(c, kind, change_key, exc, booking_id=known, session_id=ids[0] if len(ids) == 1 else None,
-                       actor=actor)
+        # A made-up id longer than any of ours is not kept (the refusal's message says what was wrong).
+        session_id = ids[0] if len(ids) == 1 and isinstance(ids[0], str) and len(ids[0]) <= ID_COLUMN_LENGTH else None
+        record_refusal(c, kind, change_key, exc, booking_id=known, session_id=session_id, actor=actor)
         raise
 
 

@@ -5,7 +5,7 @@ from models import Booking
 
 from ..errors import InvalidInput, NotFound
 from ..money import parse_amount
-from .access import actor_of
+from .access import actor_of, check_booking_id
 from .changes import begin_change, clean_reason, recording_refusals
 from .ledger import check_refundable, enqueue_refund, money_position, plan_refund
 
@@ -14,7 +14,7 @@ def check_refund(db, booking_id: str, amount_text, admin: bool) -> tuple[Booking
     """The booking and the amount in cents, when the administrator may refund it now."""
     if not admin:
         raise InvalidInput("admin_required", "manual refunds are made by the booking page's administrator: add --admin")
-    booking = db.get(Booking, booking_id) if isinstance(booking_id, str) else None
+    booking = db.get(Booking, check_booking_id(booking_id))
     if booking is None:
         raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id (`sessionpack show`)")
     amount = parse_amount(amount_text, booking.currency, field="--amount")
