@@ -172,6 +172,7 @@ def reschedule(request: Request, token: str, form=Depends(csrf_form), c=Depends(
 # The customer's words for refusals the edge can meet (the policy's own are in preview.py).
 PLAIN = {
     "slot_unavailable": "That time was just taken by someone else. Please choose another time.",
+    "limit_reached": "That day or week is fully booked now. Please choose another day.",
     "slot_in_past": "That time has already passed. Please choose another time.",
     "slot_too_soon": "That time is too soon. Please choose a later time.",
     "slot_outside_availability": "That time is outside the available hours. Please choose one of the times listed.",

@@ -19,13 +19,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models import Booking, Session
+from models import Booking, EventType, Session
 
 from ..availability import free_slots, to_utc_iso
 from ..booking.views import PUBLIC_SESSION_STATUS, booking_object, booking_view
 from ..errors import NotFound, OperationFailed
 from ..money import format_amount
 from ..notifications.views import BookingView, MeetingView, PolicyView
+from ..limits import filter_full
 from ..scheduling import owner_busy
 from . import policy
 from .ledger import money_position
@@ -252,7 +253,11 @@ def reschedule_times(c, session_id: str, tz: str, from_day: date | None = None,
         busy = owner_busy(db, owner, start - timedelta(days=1), end + timedelta(days=1), extra=c.busy_source,
                           exclude_session_ids=[session.id])
         own_start = session.start_at
-    slots = [s for s in free_slots(rules, start, end, now=now, busy=busy) if s != own_start]
+        slots = [s for s in free_slots(rules, start, end, now=now, busy=busy) if s != own_start]
+        # The event type's per-day and per-week limits, as `plan_reschedule` checks them.
+        event_type = db.get(EventType, session.booking.event_type_id) if session.booking.event_type_id else None
+        if event_type is not None:
+            slots = filter_full(db, event_type, owner.timezone, slots, exclude_session_ids=[session.id])
     grouped: dict[date, list[datetime]] = {}
     for s in slots:
         grouped.setdefault(s.astimezone(zone).date(), []).append(s)
@@ -351,8 +356,6 @@ class MeetingPage:
 
 
 def meeting_view(c, session_id: str) -> MeetingPage:
-    from models import EventType
-
     with c.session_factory() as db:
         session = _session(db, session_id)
         booking = session.booking

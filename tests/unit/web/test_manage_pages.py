@@ -218,3 +218,31 @@ def test_reschedule_from_the_page_charges_the_fee_and_shows_the_new_time(web, cl
     r = client.post(f"/manage/{token}/reschedule", data={"csrf_token": csrf_of(times), "session_id": third["id"],
                                                           "to": to})
     assert r.status_code == 409 and "already starts at that time" in text_of(r.text)
+
+
+def test_reschedule_times_leave_out_days_that_are_fully_booked(web):
+    from zoneinfo import ZoneInfo
+
+    from services.booking import submit_booking
+    from services.lifecycle.preview import reschedule_times
+    from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+
+    config = package_config(1)
+    config["booking_pages"][0]["event_types"][0]["scheduling"]["max_bookings_per_day"] = 1
+    apply_config(web, config)
+    day3, day4 = (daily_slots(web.clock() + timedelta(days=d), 1)[0] for d in (3, 4))
+    ids = [submit_booking(web, booking_request([slot])) for slot in (day3, day4)]
+    drain(web)
+    mine = manage_view(web, _first_session(web, ids[0])).sessions[0]
+    page = reschedule_times(web, mine.id, "America/New_York", from_day=mine.start.astimezone(
+        ZoneInfo("America/New_York")).date())
+    offered = {day for day, _ in page.days}
+    full = manage_view(web, _first_session(web, ids[1])).sessions[0].start.astimezone(ZoneInfo("America/New_York")).date()
+    assert full not in offered and mine.start.astimezone(ZoneInfo("America/New_York")).date() in offered
+
+
+def _first_session(c, booking_id: str) -> str:
+    from models import Booking
+
+    with c.session_factory() as db:
+        return db.get(Booking, booking_id).sessions[0].id
