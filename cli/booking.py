@@ -14,20 +14,23 @@ from .common import container, emit, ensure_schema, read_json_or_yaml, reporting
 @click.option("--wait", type=float, default=None, help="wait up to SECONDS for a final status")
 @reporting
 def book(source: str, wait: float | None) -> None:
-    """Enqueue the booking request in SOURCE (a file, or - for stdin)."""
-    from services.booking.ids import booking_id_for
-    from services.booking.request import check_against_catalog, parse_request
+    """Enqueue the booking request in SOURCE (a file, or - for stdin).
+
+    The request is validated, then stored with its publication in one transaction before the
+    answer (persist, then publish): a broker that forgets it loses nothing, beat publishes it
+    again. The same request_id with the same body answers the same booking; with another body,
+    `request_id_reused` (exit 2)."""
+    from services.booking.intake import accept_booking_request, published
 
     data = read_json_or_yaml(source)
-    request, starts = parse_request(data)
     c = container()
     ensure_schema(c)
-    with c.session_factory() as db:
-        check_against_catalog(db, request, starts)  # unknown slugs, counts: refused before enqueueing
-    booking_id = booking_id_for(request.request_id)
-    c.celery_app.send_task("sessionpack.submit_booking", args=[request.model_dump(mode="json", exclude_none=True)])
+    booking_id, status, created = accept_booking_request(c, data, source="cli")
+    if created and not published(c, booking_id):
+        say(f"the broker did not take the request now; it is stored as {booking_id} and will be sent once the "
+            "broker answers (beat's outbox sweep); check BROKER_URL and that the broker runs")
     if wait is None:
-        emit({"booking_id": booking_id, "status": "pending"})
+        emit({"booking_id": booking_id, "status": status})
         return
     result = wait_for(c, booking_id, wait, lambda b: b.status != "pending")
     if result is None:
@@ -44,17 +47,18 @@ def book(source: str, wait: float | None) -> None:
 @reporting
 def show(booking_id: str) -> None:
     """The booking object."""
-    from models import Booking
-    from services.booking.views import booking_object
+    from services.booking.intake import find_booking_object
     from services.errors import NotFound
 
     c = container()
     ensure_schema(c)
     with c.session_factory() as db:
-        booking = db.get(Booking, booking_id)
-        if booking is None:
-            raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist (yet); a just-enqueued booking appears once a worker takes it")
-        emit(booking_object(db, booking, c.settings))
+        # An accepted request no worker has started yet answers `pending`.
+        shown = find_booking_object(db, booking_id, c.settings)
+    if shown is None:
+        raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id (the `booking_id` "
+                                          "that `book` printed)")
+    emit(shown)
 
 
 @click.command()

@@ -167,10 +167,12 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
     return Accepted(booking_id, "pending", True)
 
 
-def published(c, request_id: str) -> bool:
-    """Whether the request's first publication reached the broker (False: it waits in the task
-    outbox for the sweep, e.g. while the broker is down)."""
+def published(c, booking_id: str) -> bool:
+    """Whether an accepted request's first publication reached the broker (False: it waits in
+    the task outbox for the sweep, e.g. while the broker is down)."""
     with c.session_factory() as db:
+        request_id = db.execute(select(BookingRequest.request_id)
+                                .where(BookingRequest.booking_id == booking_id)).scalar_one_or_none()
         waiting = db.execute(select(TaskOutbox.id).where(
             TaskOutbox.task_name == START_BOOKING, TaskOutbox.dispatched_at.is_(None),
             TaskOutbox.kwargs["request_id"].as_string() == request_id)).first()

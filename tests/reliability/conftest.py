@@ -45,14 +45,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("reliability: faults injected / recovered consistent / lost")
-    header = f"{'suite':<8} {'step':<13} {'fault':<30} {'injected':>8} {'bookings':>8} {'consistent':>10} {'lost':>5}  final"
+    header = f"{'suite':<8} {'step':<13} {'fault':<36} {'injected':>8} {'bookings':>8} {'consistent':>10} {'lost':>5}  final"
     tr.write_line(header)
     tr.write_line("-" * len(header))
     for r in RESULTS:
         mark = "yes" if r.consistent else ("NO (xfail)" if r.expected_failure else "NO")
-        tr.write_line(f"{r.suite:<8} {r.step:<13} {r.fault:<30} {r.injected:>8} {r.bookings:>8} {mark:>10} {r.lost:>5}  {r.final}")
+        tr.write_line(f"{r.suite:<8} {r.step:<13} {r.fault:<36} {r.injected:>8} {r.bookings:>8} {mark:>10} {r.lost:>5}  {r.final}")
         for problem in r.problems[:3]:
-            tr.write_line(f"{'':<53}! {problem[:150]}")
+            tr.write_line(f"{'':<59}! {problem[:150]}")
     injected = sum(r.injected for r in RESULTS)
     consistent = sum(1 for r in RESULTS if r.consistent)
     known = [r for r in RESULTS if r.expected_failure and not r.consistent]

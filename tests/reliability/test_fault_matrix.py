@@ -805,3 +805,83 @@ def test_abuse_a_reused_request_id_answers_nobody_elses_booking(wrig, results):
     assert [(r.booking_id, r.details["request_id"], r.details["code"]) for r in refusals] == [
         (None, sam["request_id"], "request_id_reused")]
     assert harm == [] and problems == []
+
+
+# -- requests the intake accepted: the broker may forget them, nothing is lost ---------------------
+
+
+def _book_through_cli(rig: WorkerRig) -> str:
+    """`sessionpack book -` as an operator or a frontend's shell runs it: answered once the
+    request is stored (and published)."""
+    import json
+
+    from tests.worker_process import cli
+
+    req = booking_request(daily_slots(datetime.now(timezone.utc) + timedelta(days=3), N), payment_method="pm_card_visa")
+    code, out, err = cli(rig.env, "book", "-", stdin=json.dumps(req))
+    assert code == 0 and out == {"booking_id": booking_id_for(req["request_id"]), "status": "pending"}, (code, out, err)
+    return out["booking_id"]
+
+
+def _show(rig: WorkerRig, booking_id: str) -> dict:
+    from tests.worker_process import cli
+
+    code, out, err = cli(rig.env, "show", booking_id)
+    assert code == 0, (out, err)
+    return out
+
+
+def _redis(rig: WorkerRig):
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=rig.redis.port)
+
+
+@pytest.mark.reliability
+def test_worker_broker_forgets_an_accepted_request(wrig, results):
+    """No worker is consuming; the CLI answers `pending`; Redis (no persistence) restarts and the
+    message is gone. `show` says pending, never unknown_booking, and once a worker runs, beat's
+    sweep publishes the stored request again and the booking completes."""
+    wrig.worker.stop()
+    booking_id = _book_through_cli(wrig)
+    assert _redis(wrig).llen("celery") == 1  # the request's message, waiting in the broker only
+    wrig.redis.restart()
+    assert _redis(wrig).llen("celery") == 0  # forgotten
+    assert _show(wrig, booking_id)["status"] == "pending"
+    wrig.start_worker()
+    status = wrig.settle(booking_id)
+    problems = wrig.check()
+    record(results, "worker", "intake", "broker forgets an accepted request", injected=1, c=wrig.c,
+           booking_ids=[booking_id], problems=problems, expected=["confirmed"])
+    assert (status, problems) == ("confirmed", [])
+    assert "publishing it again" in wrig.worker.log()
+
+
+@pytest.mark.reliability
+def test_worker_dies_before_the_task_starts(wrig, results):
+    """The worker receives the request's message but its pool never starts the task (its processes
+    are stopped); it is SIGKILLed on its "received" log line, and Redis restarts without the
+    unacknowledged message. The sweep publishes the stored request again."""
+    import os
+    import signal
+    import subprocess
+
+    worker = wrig.worker
+    children = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(worker.proc.pid)],
+                                               capture_output=True, text=True).stdout.split()]
+    assert children, "the worker has pool processes"
+    for pid in children:
+        os.kill(pid, signal.SIGSTOP)  # nothing the main process hands them can start
+    booking_id = _book_through_cli(wrig)
+    wait_until(lambda: re.search(r"sessionpack\.start_booking\[[^\]]+\] received", worker.log()), 30,
+               "the worker to receive the request")
+    wrig.kill_worker()
+    assert _redis(wrig).hlen("unacked") == 1  # received, never acknowledged
+    wrig.redis.restart()
+    assert _show(wrig, booking_id)["status"] == "pending"
+    wrig.start_worker()
+    status = wrig.settle(booking_id)
+    problems = wrig.check()
+    record(results, "worker", "intake", "worker dies before the task starts", injected=2, c=wrig.c,
+           booking_ids=[booking_id], problems=problems, expected=["confirmed"])
+    assert (status, problems) == ("confirmed", [])
