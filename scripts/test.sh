@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: a virtualenv with the project and its test extras,
 # PostgreSQL and Redis answering on loopback (started when they are not), Chromium and its
-# driver for the browser tests (installed when missing), then pytest.
+# driver for the browser tests and Node.js for the frontend example (installed when missing), then pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/unit -q`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# The frontend example (examples/, tests/integration/test_node_example.py) runs on Node.js with npm.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 exec .venv/bin/python -m pytest "$@"
