@@ -59,3 +59,41 @@ def test_honcho_start_processes_a_booking_submitted_from_another_shell(tmp_path,
     assert proc.poll() is None, "every Procfile process keeps running"
     assert list((tmp_path / "moved" / "state").glob("celerybeat-schedule*")), "beat keeps its schedule in the var dir"
     assert not (tmp_path / "run" / "var").exists(), "nothing in the working directory's ./var"
+
+
+def test_honcho_starts_the_web_line_on_port(tmp_path, pg_redis_env):
+    """The Procfile's `web` line as honcho runs it (honcho gives it PORT): the pages answer there."""
+    import urllib.error
+    import urllib.request
+
+    from tests.web_process import free_port
+
+    port = free_port()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    env = {**pg_redis_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PORT": str(port)}
+    out_path = tmp_path / "honcho-web.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "honcho"), "-f", str(PROJECT / "Procfile"), "-d", str(run_dir),
+                                 "start", "web"], cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, out_path.read_text(errors="replace")
+                time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/manage/ss_x.notatokennotatokennotatoken", timeout=5)
+        assert unknown.value.code == 404
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
