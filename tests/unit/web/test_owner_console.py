@@ -232,7 +232,7 @@ def test_decline_a_request(client, world):
 
     with world.session_factory() as db:
         add_booking(db, "bk_k9", page="kim-page", owner="kim", event_type="intro", sessions=1, price_cents=0,
-                    at=utc(2026, 11, 29, 13), status="awaiting_approval", email="ana@example.org")
+                    at=at(2026, 11, 29, 13), status="awaiting_approval", email="ana@example.org")
         db.commit()
     sign_in(client)
     page = client.get("/owner/bookings/bk_k9")
