@@ -19,6 +19,7 @@ GROUPS: tuple[str, ...] = (
     "cli.approval",   # approve, decline
     "cli.apikey",     # apikey create, list, revoke
     "cli.webhooks",   # webhooks list, redeliver
+    "cli.owner",      # owner set-password (the owner console's sign-in)
 )
 
 
