@@ -283,12 +283,9 @@ def _container(env):
 
 
 def _set_passwords(env) -> None:
-    from services.console.accounts import set_password
-
-    c = _container(env)
-    set_password(c, "kim", KIM_PASSWORD)
-    set_password(c, "lee", LEE_PASSWORD)
-    c.engine.dispose()
+    for owner, password in (("kim", KIM_PASSWORD), ("lee", LEE_PASSWORD)):
+        code, out, err = cli(env, "owner", "set-password", owner, stdin=password + "\n")
+        assert code == 0 and out["password"] == "set", (out, err)
 
 
 def _stripe_totals(env, booking_id: str) -> dict:
