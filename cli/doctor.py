@@ -201,6 +201,50 @@ def orphaned_meetings(c) -> tuple[bool, str]:
     return True, "none"
 
 
+def stalled_bookings(c) -> tuple[bool, str]:
+    """Bookings still `pending` longer than the saga's stall time: a workflow that does not move
+    (no worker, a step or a compensation that keeps failing)."""
+    from models import Booking
+
+    stall = timedelta(seconds=c.settings.saga_stall_seconds)
+    with c.session_factory() as db:
+        query = db.query(Booking.id, Booking.saga_step, Booking.created_at).filter(
+            Booking.status == "pending", Booking.created_at < c.clock() - stall)
+        count, rows = query.count(), query.order_by(Booking.created_at).limit(10).all()
+    if count:
+        listed = ", ".join(f"{booking_id} (at {step})" for booking_id, step, _ in rows)
+        return False, (f"{count} booking(s) pending for more than {stall.total_seconds():g}s: {listed}"
+                       f"{' ...' if count > len(rows) else ''}; check that a worker and beat run, and "
+                       "`sessionpack activity --booking ID` for the step that keeps failing")
+    return True, f"none pending for more than {stall.total_seconds():g}s"
+
+
+def uncancelled_authorizations(c) -> tuple[bool, str]:
+    """Authorizations a rollback could not cancel: never captured, so nothing was charged, and
+    Stripe lets them lapse; cancel them in Stripe's dashboard to free the customer's funds sooner."""
+    from models import Payment
+
+    with c.session_factory() as db:
+        rows = db.query(Payment.booking_id, Payment.intent_id).filter(Payment.status == "cancel_failed").limit(20).all()
+    if rows:
+        listed = ", ".join(f"{booking_id} ({intent_id or 'intent unknown'})" for booking_id, intent_id in rows)
+        return False, (f"authorizations a rollback could not cancel: {listed}; nothing was captured; cancel "
+                       "them in Stripe's dashboard")
+    return True, "none"
+
+
+def priced_event_types(c) -> list[str]:
+    """page/event-type of every active event type with a price."""
+    from sqlalchemy import select
+
+    from models.catalog import EventType
+
+    with c.session_factory() as db:
+        rows = db.execute(select(EventType.page_slug, EventType.slug).where(
+            EventType.active.is_(True), EventType.price_cents > 0).order_by(EventType.page_slug, EventType.slug))
+        return [f"{page}/{slug or '-'}" for page, slug in rows]
+
+
 def email(c) -> tuple[bool, str]:
     c.email_sender.check()
     if c.settings.smtp_url:
@@ -208,8 +252,16 @@ def email(c) -> tuple[bool, str]:
     return True, f"SMTP_URL not set: emails are written to {c.settings.outbox_dir}, which is writable"
 
 
-def stripe(c) -> tuple[bool, str]:
+def stripe(c) -> tuple:
     if not c.settings.stripe_api_key:
+        try:
+            priced = priced_event_types(c)
+        except Exception:  # noqa: BLE001 - the database check reports that
+            priced = []
+        if priced:
+            # A warning, not a failure: the worker may have the key where this shell has not.
+            return True, (f"not configured (STRIPE_API_KEY unset) here, while {', '.join(priced[:10])} "
+                          "have a price: a worker without the key refuses their bookings (payment_unavailable)"), True
         return True, "not configured (STRIPE_API_KEY unset): event types with a price cannot be booked"
     c.payments.check()
     return True, f"{c.settings.stripe_api_base or 'https://api.stripe.com'} accepted the key"
@@ -272,7 +324,8 @@ def run_checks(c) -> list[Check]:
         checks.append(_run("broker durability", lambda: broker_durability(c.settings.broker_url), redact))
     needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox),
                 ("email retention", email_retention), ("webhook outbox", webhook_outbox), ("reminders", reminders),
-                ("orphaned meetings", orphaned_meetings))
+                ("orphaned meetings", orphaned_meetings), ("stalled bookings", stalled_bookings),
+                ("uncancelled authorizations", uncancelled_authorizations))
     for name, check in needs_db:
         if checks[0].ok:
             checks.append(_run(name, lambda check=check: check(c), redact))

@@ -10,6 +10,21 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from .errors import OperationFailed
+
+
+def payments_available(c) -> bool:
+    """Whether the container's gateway can take payments (a wrapper without the property, such
+    as a test double around the real gateway, answers for it)."""
+    return bool(getattr(c.payments, "configured", True))
+
+
+def payment_unavailable(what: str) -> OperationFailed:
+    return OperationFailed("payment_unavailable", (
+        f"{what} has a price, but this service takes no payments: STRIPE_API_KEY is not set "
+        "(set it, with STRIPE_API_BASE for a local Stripe-compatible server), or remove the "
+        "event type's payment"))
+
 
 @dataclass(frozen=True)
 class Authorization:
@@ -27,6 +42,12 @@ class MoneyMovement:
 
 class PaymentGateway(abc.ABC):
     """Errors: `PermanentError` (declined, invalid: code e.g. `card_declined`) or `TransientError`."""
+
+    @property
+    def configured(self) -> bool:
+        """Whether this gateway can move money at all (an adapter without credentials cannot):
+        a price is refused at intake, before anything is held, when it cannot."""
+        return True
 
     @abc.abstractmethod
     def authorize(self, *, amount_cents: int, currency: str, payment_method: str, email: str,

@@ -112,6 +112,10 @@ class StripeGateway(PaymentGateway):
         self._client: stripe.StripeClient | None = None
         self._search_supported: bool | None = None  # unknown until the peer is asked once
 
+    @property
+    def configured(self) -> bool:
+        return bool(self._api_key)
+
     # -- plumbing ------------------------------------------------------------------------------
     @property
     def _v1(self):

@@ -2,6 +2,7 @@
 follow one booking through the chain in Flower."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from services.booking import intake
@@ -14,6 +15,8 @@ from .args import parse_submit
 from .base import container, retry_transient, run_saga_step
 
 SAGA_TASK = dict(bind=True, acks_late=True, max_retries=None)
+COMPENSATE_RETRIES = 50
+log = logging.getLogger("sessionpack.tasks")
 
 
 @app.task(name="sessionpack.submit_booking", typing=False, **SAGA_TASK)
@@ -58,12 +61,15 @@ def capture_payment(self, booking_id: str) -> None:
 
 @app.task(name="sessionpack.compensate_booking", **SAGA_TASK)
 def compensate_booking(self, booking_id: str) -> None:
-    # Compensation must finish: it retries transient failures for as long as it takes.
+    # Compensation must finish: it retries transient failures (about an hour of tries), then
+    # gives up on what still fails outside (recorded for `doctor`), so the booking ends `failed`
+    # with its slots free rather than hanging in `pending`.
     try:
         _compensate(container(), booking_id)
     except Exception as exc:  # noqa: BLE001
         from .base import backoff, is_transient
 
-        if is_transient(exc):
-            raise self.retry(exc=exc, countdown=backoff(min(self.request.retries, 6)), max_retries=50)
-        raise
+        if is_transient(exc) and self.request.retries < COMPENSATE_RETRIES:
+            raise self.retry(exc=exc, countdown=backoff(min(self.request.retries, 6)), max_retries=COMPENSATE_RETRIES)
+        log.warning("compensation of %s gives up on what still fails: %s", booking_id, exc, exc_info=True)
+        _compensate(container(), booking_id, give_up=exc)

@@ -31,11 +31,19 @@ def fail_booking(c, booking_id: str, step: str, exc: ServiceError | Exception) -
         uow.commit()
 
 
-def compensate_booking(c, booking_id: str) -> None:
+def compensate_booking(c, booking_id: str, *, give_up: BaseException | None = None) -> None:
     """Undo in reverse order: meetings, then the authorization, then the held slots.
 
     Each undo is idempotent (a meeting already gone or an authorization already cancelled
-    counts as done), so the task can run any number of times."""
+    counts as done), so the task can run any number of times. An undo the peer refuses for good
+    (PermanentError) is recorded as left over (an orphaned meeting, an authorization whose cancel
+    failed: `doctor` lists both) and the rest goes on; a transient failure raises, for the task
+    to retry. When its retries have run out the task calls again with `give_up` (the last error):
+    then whatever still fails is left over the same way, so the booking always ends `failed` with
+    its slots free instead of hanging in `pending`."""
+    def left_over(exc: Exception) -> bool:
+        return give_up is not None or isinstance(exc, PermanentError)
+
     if capture_went_through(c, booking_id):
         return  # past the pivot after all: confirmed, never rolled back
 
@@ -52,15 +60,17 @@ def compensate_booking(c, booking_id: str) -> None:
 
     for meeting_id, session_id, provider_name, external_id in meetings:
         provider = c.conferencing.get(provider_name)
-        if external_id is None and provider is not None:
-            found = provider.find(requests[session_id])
-            external_id = found.external_id if found else None
         refused = None
-        if external_id is not None and provider is not None:
-            try:
+        try:
+            if external_id is None and provider is not None:
+                found = provider.find(requests[session_id])
+                external_id = found.external_id if found else None
+            if external_id is not None and provider is not None:
                 provider.delete(external_id)
-            except PermanentError as exc:  # e.g. credentials revoked: the rest must still be undone
-                refused = exc
+        except Exception as exc:  # e.g. credentials revoked: the rest must still be undone
+            if not left_over(exc):
+                raise
+            refused = exc
         with c.uow() as uow:
             row = uow.db.get(Meeting, meeting_id)
             if refused is None:
@@ -71,21 +81,33 @@ def compensate_booking(c, booking_id: str) -> None:
                 # Left at the provider: `doctor` lists orphaned meetings for someone to remove by hand.
                 row.status = "orphaned"
                 uow.record("compensation.meeting_delete_failed", booking_id=booking_id, session_id=session_id,
-                           meeting_id=external_id, code=refused.code, message=refused.message)
+                           meeting_id=external_id, **_error(refused))
             uow.commit()
 
     if payment is not None and payment.status in ("authorizing", "authorized", "failed"):
-        intent_id = payment.intent_id
-        if intent_id is None and payment.status == "authorizing":
-            found = c.payments.find_authorization(booking_id, money_key(booking_id, "authorize"))
-            intent_id = found.intent_id if found else None
-        if intent_id is not None:
-            c.payments.cancel_authorization(intent_id, idempotency_key=money_key(booking_id, "cancel"))
+        intent_id, refused = payment.intent_id, None
+        try:
+            if intent_id is None and payment.status == "authorizing":
+                found = c.payments.find_authorization(booking_id, money_key(booking_id, "authorize"))
+                intent_id = found.intent_id if found else None
+            if intent_id is not None:
+                c.payments.cancel_authorization(intent_id, idempotency_key=money_key(booking_id, "cancel"))
+        except Exception as exc:
+            if not left_over(exc):
+                raise
+            refused = exc
         with c.uow() as uow:
             row = uow.db.get(Payment, payment.id)
-            row.status = "cancelled"
-            if intent_id:
-                uow.record("compensation.authorization_cancelled", booking_id=booking_id, intent=intent_id)
+            if refused is None:
+                row.status = "cancelled"
+                if intent_id:
+                    uow.record("compensation.authorization_cancelled", booking_id=booking_id, intent=intent_id)
+            else:
+                # Never captured, so nothing was charged; Stripe lets an uncaptured authorization
+                # lapse by itself within days. `doctor` lists it meanwhile.
+                row.status = "cancel_failed"
+                uow.record("compensation.authorization_cancel_failed", booking_id=booking_id, intent=intent_id,
+                           **_error(refused))
             uow.commit()
 
     with c.uow() as uow:
@@ -101,6 +123,11 @@ def compensate_booking(c, booking_id: str) -> None:
         uow.db.flush()
         queue_emails(uow, compose.booking_failed(booking_view(uow.db, booking, c.settings)), booking_id=booking_id)
         uow.commit()
+
+
+def _error(exc: BaseException) -> dict:
+    return {"code": getattr(exc, "code", "internal_error"),
+            "message": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"}
 
 
 def capture_went_through(c, booking_id: str) -> bool:

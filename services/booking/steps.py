@@ -12,7 +12,7 @@ from models import Booking, LedgerEntry, Meeting, Payment
 from ..conferencing import meeting_request, provider_for
 from ..conferencing.batch import create_meetings
 from ..money import format_amount
-from ..payments import MoneyMovement
+from ..payments import MoneyMovement, payment_unavailable, payments_available
 from .confirm import confirm_booking, confirm_within
 from .saga import advance, load_at_step, mark_step, money_key
 
@@ -27,6 +27,10 @@ def authorize_payment(c, booking_id: str) -> None:
             return
         payment = uow.db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one_or_none()
         if payment is None:
+            if not payments_available(c):
+                # Held before the gateway went away: fail before anything reaches the outside
+                # world, so the compensation has nothing to undo and needs no gateway.
+                raise payment_unavailable(f"booking {booking_id}")
             payment = Payment(booking_id=booking_id, amount_cents=booking.price_cents, currency=booking.currency,
                               payment_method=booking.payment_method, status="authorizing")
             uow.db.add(payment)

@@ -17,6 +17,7 @@ from ..notifications.booking_view import booking_view
 from ..notifications.outbox import queue_emails
 from ..scheduling import resolve_offering
 from . import intake
+from ..payments import payment_unavailable, payments_available
 from .approval import await_approval
 from .ids import booking_id_for, new_session_id
 from .request import BookingPlan, BookingRequest as RequestModel, conflicting_slot, parse_request, plan_booking, slot_taken
@@ -51,6 +52,7 @@ def submit_booking(c, data: Any) -> str | None:
                 return booking_id  # a repeated request: the first one made the booking
             try:
                 plan = plan_booking(uow.db, request, starts, now=c.clock(), extra_busy=c.busy_source)
+                _check_payments(c, plan)
             except ServiceError as exc:
                 uow.db.rollback()
                 return record_rejected(c, data, exc, parsed=(request, starts))
@@ -90,6 +92,14 @@ def _names(page, et, owner) -> dict[str, Any]:
         "owner_name": owner.name, "owner_email": owner.email, "owner_timezone": owner.timezone,
         "duration_minutes": et.duration_minutes, "sessions_per_booking": et.sessions_per_booking,
     }
+
+
+def _check_payments(c, plan: BookingPlan) -> None:
+    """A price on a service that takes no payments is refused here, before anything is held:
+    otherwise the booking would hold its slots until the authorize step failed."""
+    et = plan.offering.event_type
+    if et.price_cents and not payments_available(c):
+        raise payment_unavailable(f"{plan.offering.page.slug}/{et.slug or '-'}")
 
 
 def _terms(plan: BookingPlan) -> dict[str, Any]:
