@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
+from services.devtools.processes import child_process
 from services.errors import OperationFailed
 
 PAGE, EVENT_TYPE = "demo", "package-3"
@@ -78,8 +79,11 @@ def _cli_command() -> list[str]:
 
 def run_cli(env: dict, *args: str, stdin: str | None = None, timeout: float = STEP_TIMEOUT_SECONDS) -> dict:
     """Run `sessionpack ARGS`; its JSON output, or DemoFailed with its error and messages."""
-    proc = subprocess.run([*_cli_command(), *args], env=env, input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
+    # Not subprocess.run: a Ctrl-C while it starts the child would leave the child running.
+    with child_process([*_cli_command(), *args], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True) as proc:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     try:
         out = json.loads(proc.stdout) if proc.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -170,17 +174,16 @@ def demo_worker(env: dict, state_dir: Path, say: Say) -> Iterator[None]:
     log_path.unlink(missing_ok=True)
     args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO", "--concurrency=2",
             "-n", f"demo-{os.getpid()}@%h", "--without-mingle", "--without-gossip", f"--logfile={log_path}"]
-    with open(out_path, "ab") as out:
-        # Its own session: a Ctrl-C at the terminal reaches us, and we stop it in order.
-        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
+    def stop(proc: subprocess.Popen) -> None:
+        say(f"      stopping the worker (pid {proc.pid})")
+        _stop_group(proc)
+
+    # Its own session: a Ctrl-C at the terminal reaches us, and we stop it in order.
+    with open(out_path, "ab") as out, child_process(args, stop=stop, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                                    stderr=subprocess.STDOUT, start_new_session=True) as proc:
         say(f"      started a Celery worker (pid {proc.pid}, concurrency 2); its JSON logs: {log_path}")
         _wait_ready(proc, log_path, out_path)
         yield
-    finally:
-        say(f"      stopping the worker (pid {proc.pid})")
-        _stop_group(proc)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from .processes import child_process
+
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -100,9 +102,11 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
-def _start(port: int, log_file) -> subprocess.Popen:
-    return subprocess.Popen(
+def _started(port: int, log_file):
+    """localstripe on `port`, stopped on the way out; a Ctrl-C while it starts cannot orphan it."""
+    return child_process(
         [str(localstripe_executable()), "--port", str(port), "--from-scratch"],
+        stop=_stop,
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -125,9 +129,7 @@ def running_localstripe(attempts: int = 3) -> Iterator[str]:
         for _ in range(attempts):
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
-            with open(log_path, "wb") as log_file:
-                process = _start(port, log_file)
-            try:
+            with open(log_path, "wb") as log_file, _started(port, log_file) as process:
                 deadline = time.monotonic() + START_TIMEOUT_SECONDS
                 while time.monotonic() < deadline:
                     if process.poll() is not None:
@@ -140,13 +142,10 @@ def running_localstripe(attempts: int = 3) -> Iterator[str]:
                     continue
                 if not _answers(base_url):
                     last_error = f"did not answer on {base_url} within {START_TIMEOUT_SECONDS}s: {_log_tail(log_path)}"
-                    _stop(process)
                     continue
                 # _answers() already cleared the store once; this is the explicit guarantee.
                 reset(base_url)
                 yield base_url
                 return
-            finally:
-                _stop(process)
         raise LocalstripeError(f"localstripe could not be started after {attempts} attempts: {last_error}")
 
