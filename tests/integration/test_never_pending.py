@@ -102,7 +102,7 @@ def test_a_price_without_a_payment_gateway_is_refused_at_intake_holding_nothing(
     assert b.failure["code"] == "payment_unavailable" and "STRIPE_API_KEY" in b.failure["message"]
     assert "coach/pkg" in b.failure["message"]
     assert held(container) == 0 and payment_statuses(container) == []
-    assert drain(container) == []  # nothing queued: no step, no compensation
+    assert drain(container) == ["sessionpack.send_emails"]  # the customer is told; no step, no compensation
 
 
 def test_a_free_event_type_needs_no_gateway(container, clock):
