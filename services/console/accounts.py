@@ -119,24 +119,39 @@ class LoginLimiter:
     def _keys(self, login: str, address: str):
         return ((self.per_owner, "owner", login.strip().lower()), (self.per_address, "address", address or "unknown"))
 
+    # When the counters' store (Redis) cannot be reached, sign-in goes on without them (logged):
+    # the password is still checked, and argon2 keeps each guess slow; refusing every owner
+    # while Redis is down would be worse.
+
     def check(self, login: str, address: str) -> None:
         """Raise TooManyAttempts when either counter is full."""
-        for limit, kind, key in self._keys(login, address):
-            if not self.limiter.test(limit, "sessionpack-login", kind, key):
-                reset_at, _remaining = self.limiter.get_window_stats(limit, "sessionpack-login", kind, key)
-                import time
+        import time
 
-                raise TooManyAttempts(max(1, int(reset_at - time.time())))
+        for limit, kind, key in self._keys(login, address):
+            try:
+                if self.limiter.test(limit, "sessionpack-login", kind, key):
+                    continue
+                reset_at, _remaining = self.limiter.get_window_stats(limit, "sessionpack-login", kind, key)
+            except Exception as exc:  # noqa: BLE001 - the store is down: see above
+                log.warning("sign-in rate limit store unavailable: %s", exc)
+                return
+            raise TooManyAttempts(max(1, int(reset_at - time.time())))
 
     def failed(self, login: str, address: str) -> None:
-        for limit, kind, key in self._keys(login, address):
-            self.limiter.hit(limit, "sessionpack-login", kind, key)
+        try:
+            for limit, kind, key in self._keys(login, address):
+                self.limiter.hit(limit, "sessionpack-login", kind, key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("sign-in rate limit store unavailable: %s", exc)
 
     def succeeded(self, login: str) -> None:
         """A good password clears the owner's count (not the address's: one good account must
         not reopen the door for guesses at others)."""
         limit, kind, key = self._keys(login, "")[0]
-        self.limiter.clear(limit, "sessionpack-login", kind, key)
+        try:
+            self.limiter.clear(limit, "sessionpack-login", kind, key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("sign-in rate limit store unavailable: %s", exc)
 
 
 def limiter_storage_uri(settings) -> str:

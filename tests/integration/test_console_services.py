@@ -170,3 +170,22 @@ def test_limiter_storage_follows_the_broker():
 
     assert accounts.limiter_storage_uri(SimpleNamespace(broker_url="redis://127.0.0.1:6379/0")) == "redis://127.0.0.1:6379/0"
     assert accounts.limiter_storage_uri(SimpleNamespace(broker_url="sqla+sqlite:///x.db")) == "memory://"
+
+
+def test_sign_in_goes_on_when_the_counters_store_is_down(world):
+    accounts.set_password(world, "kim", "correct horse battery")
+    limiter = LoginLimiter("redis://127.0.0.1:1/0")  # nothing listens there
+    assert accounts.authenticate(world, limiter, "kim", "correct horse battery", "10.0.0.1").id == "kim"
+    with pytest.raises(OperationFailed):
+        accounts.authenticate(world, limiter, "kim", "wrong password!!", "10.0.0.1")
+
+
+def test_login_limits_are_shared_through_redis(world, redis_url):
+    url = redis_url  # an emptied Redis database of this test's own
+    accounts.set_password(world, "kim", "correct horse battery")
+    one, two = LoginLimiter(url, per_owner="2/15minutes"), LoginLimiter(url, per_owner="2/15minutes")
+    for limiter in (one, two):  # two web processes, one count
+        with pytest.raises(OperationFailed):
+            accounts.authenticate(world, limiter, "kim", "wrong password!!", "10.0.0.1")
+    with pytest.raises(accounts.TooManyAttempts):
+        accounts.authenticate(world, one, "kim", "correct horse battery", "10.0.0.2")
