@@ -2,7 +2,7 @@
 8 concurrent clients) against the same bookings enqueued directly on the broker, on the same
 2-process worker, database and machine, in one run (direct, API, direct again).
 
-    .venv/bin/python -m bench.api [--bookings 200] [--sessions 1] [--clients 8]
+    .venv/bin/python -m bench.api [--bookings 200] [--sessions 1] [--clients 8] [--label L]
 
 Cost is CPU per booking of every process that serves it (worker, PostgreSQL backends, Redis, and
 for the API path the web process), read from /proc so other load on the machine is excluded; the
@@ -134,6 +134,7 @@ def main(argv=None) -> None:
     p.add_argument("--sessions", type=int, default=1)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--label", default="", help="results go to bench/results/api-LABEL.json")
     args = p.parse_args(argv)
     from tests.support import package_config
 
@@ -176,7 +177,7 @@ def main(argv=None) -> None:
         ("target", f"< {100 * TARGET:.0f} % more: {'met' if extra_cost < TARGET else 'MISSED'}"),
     ]
     rows = [{"process": k.removesuffix("_ms"), "direct": direct_cpu[k], "api": acpu[k]} for k in acpu]
-    report("api", headline, {"machine": info, "direct": [d1, d2], "api": a, "cpu_direct": direct_cpu,
+    report(f"api-{args.label}" if args.label else "api", headline, {"machine": info, "direct": [d1, d2], "api": a, "cpu_direct": direct_cpu,
                               "cpu_api": acpu, "extra_cost": extra_cost, "target": TARGET},
            [("CPU ms per booking by process (from /proc)", rows)])
 
