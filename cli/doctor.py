@@ -124,6 +124,22 @@ def broker_durability(broker_url: str) -> tuple[bool, str, bool]:
     return True, f"persistence of a {scheme!r} broker is not checked", True
 
 
+def booking_intake(c) -> tuple[bool, str]:
+    """Accepted booking requests that no worker has picked up for three stall periods: beat's
+    sweep publishes them again each period, so they wait for a worker (or a broker) that is not
+    there."""
+    from services.booking.intake import waiting
+
+    patience = timedelta(seconds=3 * c.settings.saga_stall_seconds)
+    with c.session_factory() as db:
+        count, oldest = waiting(db, c.clock(), patience)
+    if count:
+        return False, (f"{count} accepted booking request(s) not picked up by a worker for more than "
+                       f"{int(patience.total_seconds())} s (oldest: request_id {oldest}); check that the worker and "
+                       "beat run and reach the broker")
+    return True, "every accepted request was picked up"
+
+
 def task_outbox(c) -> tuple[bool, str]:
     from models import TaskOutbox
 
@@ -322,7 +338,7 @@ def run_checks(c) -> list[Check]:
     ]
     if checks[1].ok:
         checks.append(_run("broker durability", lambda: broker_durability(c.settings.broker_url), redact))
-    needs_db = (("task outbox", task_outbox), ("email outbox", email_outbox),
+    needs_db = (("booking intake", booking_intake), ("task outbox", task_outbox), ("email outbox", email_outbox),
                 ("email retention", email_retention), ("webhook outbox", webhook_outbox), ("reminders", reminders),
                 ("orphaned meetings", orphaned_meetings), ("stalled bookings", stalled_bookings),
                 ("uncancelled authorizations", uncancelled_authorizations))

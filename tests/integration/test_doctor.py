@@ -3,6 +3,7 @@ localstripe, an SMTP port nobody answers, a task stuck in the outbox."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -121,3 +122,20 @@ def test_doctor_finds_the_embedded_broker_durable(embedded_env):
     code, out, _ = cli(embedded_env, "doctor", "--json")
     durability = _checks(out)["broker durability"]
     assert code == 0 and (durability["ok"], durability["warning"]) == (True, False)
+
+
+def test_an_accepted_request_no_worker_picked_up_is_a_finding(tmp_path, embedded_env):
+    """`book` stored a request (no worker runs here); once it has waited three stall periods
+    (SAGA_STALL_SECONDS), doctor names it."""
+    from tests.support import booking_request, daily_slots
+
+    env = {**embedded_env, "SAGA_STALL_SECONDS": "1"}
+    request = booking_request(daily_slots(datetime.now(timezone.utc) + timedelta(days=3), 3))
+    code, out, err = cli(env, "book", write_json(tmp_path, "request.json", request))
+    assert code == 0 and out["status"] == "pending", err
+    code, out, _ = cli({**embedded_env, "SAGA_STALL_SECONDS": "600"}, "doctor")
+    assert _checks(out)["booking intake"]["ok"] is True
+    time.sleep(3.2)
+    code, out, _ = cli(env, "doctor")
+    assert code == 1 and _failed(out) == {"booking intake"}
+    assert request["request_id"] in _checks(out)["booking intake"]["detail"]

@@ -837,6 +837,18 @@ def _redis(rig: WorkerRig):
     return redis.Redis(host="127.0.0.1", port=rig.redis.port)
 
 
+def _recovers(rig: WorkerRig, booking_id: str, results, fault: str, injected: int) -> None:
+    """The broker lost the request: `show` says pending; a worker (with beat) starts and the
+    booking completes, consistent."""
+    assert _show(rig, booking_id)["status"] == "pending"
+    rig.start_worker()
+    status = rig.settle(booking_id)
+    problems = rig.check()
+    record(results, "worker", "intake", fault, injected=injected, c=rig.c, booking_ids=[booking_id],
+           problems=problems, expected=["confirmed"])
+    assert (status, problems) == ("confirmed", [])
+
+
 @pytest.mark.reliability
 def test_worker_broker_forgets_an_accepted_request(wrig, results):
     """No worker is consuming; the CLI answers `pending`; Redis (no persistence) restarts and the
@@ -847,13 +859,7 @@ def test_worker_broker_forgets_an_accepted_request(wrig, results):
     assert _redis(wrig).llen("celery") == 1  # the request's message, waiting in the broker only
     wrig.redis.restart()
     assert _redis(wrig).llen("celery") == 0  # forgotten
-    assert _show(wrig, booking_id)["status"] == "pending"
-    wrig.start_worker()
-    status = wrig.settle(booking_id)
-    problems = wrig.check()
-    record(results, "worker", "intake", "broker forgets an accepted request", injected=1, c=wrig.c,
-           booking_ids=[booking_id], problems=problems, expected=["confirmed"])
-    assert (status, problems) == ("confirmed", [])
+    _recovers(wrig, booking_id, results, "broker forgets an accepted request", injected=1)
     assert "publishing it again" in wrig.worker.log()
 
 
@@ -878,10 +884,4 @@ def test_worker_dies_before_the_task_starts(wrig, results):
     wrig.kill_worker()
     assert _redis(wrig).hlen("unacked") == 1  # received, never acknowledged
     wrig.redis.restart()
-    assert _show(wrig, booking_id)["status"] == "pending"
-    wrig.start_worker()
-    status = wrig.settle(booking_id)
-    problems = wrig.check()
-    record(results, "worker", "intake", "worker dies before the task starts", injected=2, c=wrig.c,
-           booking_ids=[booking_id], problems=problems, expected=["confirmed"])
-    assert (status, problems) == ("confirmed", [])
+    _recovers(wrig, booking_id, results, "worker dies before the task starts", injected=2)
