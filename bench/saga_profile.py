@@ -26,8 +26,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from sqlalchemy import event
 
-    from services.booking import capture_payment, provision_conferencing, submit_booking
-    from services.notifications import outbox
+    from services.booking import submit_booking
+    from services.task_registry import TASKS
     from bench.proposals import ENV, apply_from_env
     from tests.support import package_config
 
@@ -63,10 +63,6 @@ def main(argv=None) -> None:
             if current["step"] is not None:
                 kinds[current["step"]]["checkouts"] += 1
 
-        steps = {
-            "sessionpack.provision_conferencing": provision_conferencing,
-            "sessionpack.capture_payment": capture_payment,
-        }
         times: dict[str, list[float]] = defaultdict(list)
         cpu_times: dict[str, list[float]] = defaultdict(list)  # this process only: PostgreSQL's share is not in it
 
@@ -81,16 +77,9 @@ def main(argv=None) -> None:
                 short = name.split(".")[-1]
                 current["step"] = short
                 t, cpu = time.perf_counter(), time.process_time()
-                if name in steps:
-                    steps[name](c, kwargs["booking_id"])
-                elif name == "sessionpack.send_emails":
-                    outbox.deliver(c, kwargs.get("ids"))
-                elif name == "sessionpack.sync_calendar":
-                    from services.calendar import sync_booking
-
-                    sync_booking(c, kwargs["booking_id"])
-                else:
+                if name not in TASKS:
                     raise RuntimeError(f"unexpected task {name}")
+                TASKS[name].fn(c, **kwargs)
                 times[short].append(time.perf_counter() - t)
                 cpu_times[short].append(time.process_time() - cpu)
             current["step"] = None

@@ -6,13 +6,19 @@ import logging
 from typing import Any
 
 from services.booking import intake
-from services.booking import (authorize_payment as _authorize, capture_payment as _capture,
-                              compensate_booking as _compensate, provision_conferencing as _provision,
-                              start_booking as _start, submit_booking as _submit)
+from services.booking import start_booking as _start, submit_booking as _submit
+from services.task_registry import TASKS
 from worker.app import app
 
 from .args import parse_submit
 from .base import container, retry_transient, run_saga_step
+
+
+def _saga_step(task, booking_id: str) -> None:
+    """Run the saga step this task is (its body and step in services/task_registry.py)."""
+    body = TASKS[task.name]
+    run_saga_step(task, body.saga_step, booking_id, body.fn)
+
 
 SAGA_TASK = dict(bind=True, acks_late=True, max_retries=None)
 COMPENSATE_RETRIES = 50
@@ -46,17 +52,17 @@ def start_booking(self, request_id: str) -> str | None:
 
 @app.task(name="sessionpack.authorize_payment", **SAGA_TASK)
 def authorize_payment(self, booking_id: str) -> None:
-    run_saga_step(self, "authorize", booking_id, _authorize)
+    _saga_step(self, booking_id)
 
 
 @app.task(name="sessionpack.provision_conferencing", **SAGA_TASK)
 def provision_conferencing(self, booking_id: str) -> None:
-    run_saga_step(self, "conferencing", booking_id, _provision)
+    _saga_step(self, booking_id)
 
 
 @app.task(name="sessionpack.capture_payment", **SAGA_TASK)
 def capture_payment(self, booking_id: str) -> None:
-    run_saga_step(self, "capture", booking_id, _capture)
+    _saga_step(self, booking_id)
 
 
 @app.task(name="sessionpack.compensate_booking", **SAGA_TASK)
@@ -65,7 +71,7 @@ def compensate_booking(self, booking_id: str) -> None:
     # gives up on what still fails outside (recorded for `doctor`), so the booking ends `failed`
     # with its slots free rather than hanging in `pending`.
     try:
-        _compensate(container(), booking_id)
+        TASKS[self.name].fn(container(), booking_id)
     except Exception as exc:  # noqa: BLE001
         from .base import backoff, is_transient
 

@@ -19,6 +19,7 @@ from celery.exceptions import Retry
 
 from services import lifecycle
 from services.errors import ServiceError, TransientError
+from services.task_registry import TASKS
 from worker.app import app
 
 from .args import Accepted, accepting
@@ -93,7 +94,7 @@ def refund_booking(self, c, ok: Accepted) -> dict:
 
 def _internal(name: str):
     """An internal task running the service function registered under its name."""
-    fn = lifecycle.TASK_HANDLERS[name]
+    fn = TASKS[name].fn
 
     def run(self, **kwargs: Any) -> None:
         retry_transient(self, fn, container(), **kwargs)

@@ -1,6 +1,8 @@
 """Test helpers shared by the suites: databases, containers, and driving the saga in-process."""
 from __future__ import annotations
 
+import weakref
+
 import contextlib
 import json
 import secrets
@@ -130,32 +132,41 @@ def claim_next_task(container) -> tuple[str, dict] | None:
     return name, kwargs
 
 
-def default_task_handlers() -> dict[str, Callable]:
-    """The bodies of the tasks after the saga: lifecycle follow-ups and calendar sync."""
-    from services import lifecycle
-    from services.booking import intake, start_booking
-    from services import webhooks
-    from services.calendar import SYNC_CALENDAR, sync_booking
+_OVERRIDES: dict[int, tuple[weakref.ref, dict[str, Callable]]] = {}
 
-    # `retry` is the task's own decision (False: beat's one-try re-sync); the body is the same.
-    return {**lifecycle.TASK_HANDLERS, SYNC_CALENDAR: lambda c, booking_id, retry=True: sync_booking(c, booking_id),
-            intake.START_BOOKING: start_booking,
-            # A test that configures webhooks sets `container.webhook_post` to receive them in-process.
+
+def override_tasks(container, handlers: dict[str, Callable]) -> None:
+    """Run these bodies (fn(container, **kwargs)) instead of the registry's for this container's
+    tasks in `drain()`: a test's stand-in for a task, or a public task (those are not in the
+    registry). Adds to what the container already overrides."""
+    ref, current = _OVERRIDES.get(id(container), (None, {}))
+    current = dict(current) if ref is not None and ref() is container else {}
+    _OVERRIDES[id(container)] = (weakref.ref(container), {**current, **handlers})
+
+
+def overridden_tasks(container) -> dict[str, Callable]:
+    ref, handlers = _OVERRIDES.get(id(container), (None, {}))
+    return handlers if ref is not None and ref() is container else {}
+
+
+def default_task_handlers() -> dict[str, Callable]:
+    """Every body of the task registry (services/task_registry.py) by task name, webhooks posted
+    in-process when a test sets `container.webhook_post` to receive them."""
+    from services import webhooks
+    from services.task_registry import TASKS
+
+    return {**{name: body.fn for name, body in TASKS.items()},
             webhooks.DELIVER_TASK: lambda c, ids=None, booking_ids=None: webhooks.deliver(
                 c, ids, post=getattr(c, "webhook_post", None))}
 
 
 def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> list[str]:
     """Run the task outbox in-process, in order, until it is empty: the saga's logic without
-    Celery (queue behaviour itself is tested with a real worker elsewhere)."""
-    from services.booking import authorize_payment, capture_payment, compensate_booking, fail_booking, provision_conferencing
-    from services.notifications import outbox
+    Celery (queue behaviour itself is tested with a real worker elsewhere). A saga step that
+    raises fails its booking, as the task decides once retries are out (tasks/base.py)."""
+    from services.booking import fail_booking
+    from services.task_registry import TASKS
 
-    steps = {
-        "sessionpack.authorize_payment": ("authorize", authorize_payment),
-        "sessionpack.provision_conferencing": ("conferencing", provision_conferencing),
-        "sessionpack.capture_payment": ("capture", capture_payment),
-    }
     ran = []
     for _ in range(max_rounds):
         claimed = claim_next_task(container)
@@ -165,21 +176,17 @@ def drain(container, max_rounds: int = 200, on_task: Callable | None = None) -> 
         ran.append(name)
         if on_task:
             on_task(name, kwargs)
-        if name in steps:
-            step, fn = steps[name]
+        step = TASKS[name].saga_step if name in TASKS else None
+        if step is not None:
             try:
-                fn(container, kwargs["booking_id"])
+                TASKS[name].fn(container, **kwargs)
             except Exception as exc:  # the task's decision: permanent or out of retries -> fail
                 fail_booking(container, kwargs["booking_id"], step, exc)
-        elif name == "sessionpack.compensate_booking":
-            compensate_booking(container, kwargs["booking_id"])
-        elif name == "sessionpack.send_emails":
-            outbox.deliver(container, kwargs.get("ids"))
-        else:
-            extra = {**default_task_handlers(), **getattr(container, "test_task_handlers", {})}.get(name)
-            if extra is None:
-                raise AssertionError(f"drain() does not know task {name}")
-            extra(container, **kwargs)
+            continue
+        body = {**default_task_handlers(), **overridden_tasks(container)}.get(name)
+        if body is None:
+            raise AssertionError(f"drain() does not know task {name}")
+        body(container, **kwargs)
     raise AssertionError("task outbox did not drain")
 
 

@@ -17,16 +17,8 @@ from .manual import preview_refund, refund_booking
 from .reconcile import reconcile
 from .reschedule import move_meeting, preview_reschedule, reschedule_session
 
-# The internal tasks' bodies by task name, each fn(container, **kwargs) (tasks/lifecycle.py; tests
-# hand them to `drain()` as `container.test_task_handlers`).
-TASK_HANDLERS = {
-    FINISH_CANCELLATION: finish_cancellation,
-    SEND_REFUNDS: send_refunds,
-    MOVE_MEETING: move_meeting,
-}
-
 __all__ = [
-    "TASK_HANDLERS", "Outcome", "authorize_sessions", "cancel_sessions", "change_outcome", "finish_cancellation",
+    "FINISH_CANCELLATION", "MOVE_MEETING", "SEND_REFUNDS", "Outcome", "authorize_sessions", "cancel_sessions", "change_outcome", "finish_cancellation",
     "give_up_reschedule", "money_pending", "money_position", "move_meeting", "preview_cancel", "preview_refund",
     "preview_reschedule", "reconcile", "refund_booking", "refund_orphaned_fees", "reschedule_session", "send_refund",
     "send_refunds",

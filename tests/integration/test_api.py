@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from services import apikeys, lifecycle
+from services import apikeys
 from services.devtools.localstripe import reset, running_localstripe
 from services.tokens import make_manage_token
-from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
 from web.app import create_app
 
 STRIPE_KEY = "sk_test_sessionpack_api"
@@ -43,10 +43,10 @@ def stripe_base():
 def c(container, stripe_base):
     reset(stripe_base)
     container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
-    handlers = dict(lifecycle.TASK_HANDLERS)
+    handlers = {}
     for name in PUBLIC:
         handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
-    container.test_task_handlers = handlers
+    override_tasks(container, handlers)
     return container
 
 

@@ -20,7 +20,7 @@ from services.calendar.caldav_calendar import CaldavCalendar
 from services.errors import OperationFailed, PermanentError, TransientError
 from services.scheduling import list_slots
 from tests.peers.radicale_server import PASSWORD, USER, RadicaleServer
-from tests.support import apply_config, booking_request, daily_slots, drain, iso, local, package_config
+from tests.support import apply_config, booking_request, daily_slots, drain, iso, local, override_tasks, package_config
 
 SYNC = "sessionpack.sync_calendar"
 PASSWORD_ENV = "KIM_CALDAV_PASSWORD"
@@ -56,7 +56,7 @@ def cal(container, radicale, monkeypatch, sync_failures):
         except TransientError as exc:  # the task retries these with backoff
             sync_failures.append(exc)
 
-    container.test_task_handlers = {SYNC: run_sync}
+    override_tasks(container, {SYNC: run_sync})
     return container
 
 

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from models import Activity, Booking, LedgerEntry, TaskOutbox
-from services import lifecycle
 from services.booking import submit_booking
 from services.booking.views import booking_object
 from services.devtools.localstripe import reset, running_localstripe
@@ -21,7 +20,7 @@ from services.lifecycle.requests import (
     change_status, request_approve, request_cancel, request_decline, request_refund, request_reschedule,
 )
 from services.tokens import make_manage_token as make_token
-from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
 
 STRIPE_KEY = "sk_test_sessionpack_grants"
 PUBLIC = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
@@ -52,12 +51,12 @@ def c(container, stripe_base):
     reset(stripe_base)
     container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
     container.answers = []
-    handlers = dict(lifecycle.TASK_HANDLERS)
+    handlers = {}
     for name in PUBLIC:
         handlers[name] = (lambda n: lambda cc, **kw: cc.answers.append(run_public(cc, n, kw)))(name)
     handlers["sessionpack.approve_booking"] = lambda cc, **kw: cc.answers.append(
         run_public(cc, "sessionpack.approve_booking", kw))
-    container.test_task_handlers = handlers
+    override_tasks(container, handlers)
     return container
 
 

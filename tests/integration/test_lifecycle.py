@@ -23,7 +23,7 @@ from services.errors import InvalidInput, NotFound, OperationFailed
 from services.tokens import make_token
 from tests.peers.localstripe_server import reset, running_localstripe
 from tests.support import (apply_config, booking_request, daily_slots, drain, inline_cli, iso, local,
-                           package_config)
+                           override_tasks, package_config)
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,6 @@ def stripe_base():
 @pytest.fixture
 def lc(container):
     """The container with the lifecycle's internal tasks known to drain()."""
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     return container
 
 
@@ -527,7 +526,7 @@ def test_the_sweep_sends_a_refund_whose_task_was_lost(paid, clock, raw):
 
     shown = book(paid, clock, 3, "150.00")
     lost = []
-    paid.test_task_handlers = dict(paid.test_task_handlers, **{lifecycle.SEND_REFUNDS: lambda c, **kw: lost.append(kw)})
+    override_tasks(paid, {lifecycle.SEND_REFUNDS: lambda c, **kw: lost.append(kw)})
     cancel(paid, [shown["sessions"][0]])
     assert lost and ledger(paid, shown["id"])[-1] == ("refund", 2500, "pending")
     assert resend_stale_refunds(paid, timedelta(minutes=10)) == 0  # too fresh to call lost

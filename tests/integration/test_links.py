@@ -28,7 +28,6 @@ def tokens_of(c, session_id):
 def test_a_manage_link_stops_changing_its_session_once_it_ended_and_stops_opening_after_30_days(
         container, db_backend, clock):
     c = container
-    c.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     shown = book(c, clock, 3, **ANYTIME)
     first, second, third = shown["sessions"]
     manage, info = tokens_of(c, first["id"])

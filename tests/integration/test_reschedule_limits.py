@@ -25,7 +25,6 @@ def move(c, session_id, to, **auth):
 
 
 def limited(container, **limits):
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     cfg = manual_config(mode="automatic", **limits)
     et = cfg["booking_pages"][0]["event_types"][0]
     et["policies"]["reschedule"] = {"allowed": True, "min_notice_hours": 24, "fee_percent": 0}

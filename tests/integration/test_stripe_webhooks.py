@@ -43,7 +43,6 @@ def paid(container, stripe_base):
     reset(stripe_base)
     container.settings = container.settings.replace(stripe_api_key=KEY, stripe_api_base=stripe_base,
                                                     stripe_webhook_secret=WHSEC)
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     return container
 
 

@@ -49,7 +49,6 @@ class Receiver:
 def hooked(container, monkeypatch):
     monkeypatch.setenv("COACH_WEBHOOK_SECRET", SECRET)
     container.webhook_post = Receiver()
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     return container
 
 

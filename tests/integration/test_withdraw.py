@@ -34,7 +34,6 @@ def manual_config(**kwargs):
 
 @pytest.fixture
 def lc(container):
-    container.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     return container
 
 

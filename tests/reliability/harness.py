@@ -89,8 +89,9 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
     once for anything else) fails the booking and starts its compensation; compensation retries
     transient failures; every other task retries transient failures and otherwise fails (the
     failure is recorded in the returned stats, as Celery would log it)."""
-    from services.booking import authorize_payment, capture_payment, compensate_booking, fail_booking, provision_conferencing, submit_booking
+    from services.booking import fail_booking
     from services.notifications import outbox
+    from services.task_registry import TASKS
     from tasks.base import MAX_RETRIES
     from tests.support import claim_next_task, default_task_handlers
 
@@ -106,8 +107,7 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
         stats.tasks[name] += 1
         if name in SAGA_STEPS:
             step = SAGA_STEPS[name]
-            fn = {"authorize": authorize_payment, "conferencing": provision_conferencing,
-                  "capture": capture_payment}[step]
+            fn = TASKS[name].fn
             for attempt in range(retries + 1):
                 try:
                     fn(c, kwargs["booking_id"])
@@ -120,8 +120,7 @@ def run_tasks(c, *, retries: int | None = None, retry_delay: float = 0.0, stats:
                     fail_booking(c, kwargs["booking_id"], step, exc)
                     break
             continue
-        fn = (lambda c, booking_id: compensate_booking(c, booking_id)) \
-            if name == "sessionpack.compensate_booking" else handlers.get(name)
+        fn = handlers.get(name)
         if fn is None:
             raise AssertionError(f"run_tasks does not know task {name}")
         limit = 50 if name == "sessionpack.compensate_booking" else retries

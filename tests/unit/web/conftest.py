@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from services.payments import Authorization, MoneyMovement, PaymentGateway
 from services.tokens import make_token
-from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
 from web.app import create_app
 
 
@@ -55,13 +55,12 @@ class MemoryGateway(PaymentGateway):
 @pytest.fixture
 def web(container):
     """The container with an in-memory gateway and the lifecycle's tasks known to drain()."""
-    from services import lifecycle
 
     container.__dict__["payments"] = MemoryGateway()
-    handlers = dict(lifecycle.TASK_HANDLERS)
+    handlers = {}
     for name in PUBLIC_TASKS:  # the public tasks' real Celery bodies, with their grants checked
         handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
-    container.test_task_handlers = handlers
+    override_tasks(container, handlers)
     return container
 
 
