@@ -58,7 +58,6 @@ def stored_text(c) -> int:
 
 def test_a_2mb_timezone_or_id_is_refused_and_never_stored(container, db_backend, clock):
     c = container
-    c.test_task_handlers = dict(lifecycle.TASK_HANDLERS)
     apply_config(c, package_config(1))
     request = booking_request(daily_slots(clock(), 1))
     request["customer"]["timezone"] = HUGE
