@@ -10,14 +10,6 @@ from services.errors import InvalidInput
 from .common import container, emit, ensure_schema, reporting, say, wait_for
 
 
-def _check_awaiting(c, booking_id: str) -> None:
-    """Refuse synchronously what the task would refuse: unknown ids, bookings not awaiting."""
-    from services.booking import load_awaiting
-
-    with c.uow() as uow:
-        load_awaiting(uow, booking_id, allow=())
-
-
 def _require_admin(admin: bool) -> None:
     if not admin:
         raise InvalidInput("admin_required", "only the booking page administrator decides requests; add --admin")
@@ -31,13 +23,14 @@ def register(main: click.Group) -> None:
     @reporting
     def approve(booking_id: str, admin: bool, wait: float | None) -> None:
         """Approve a booking made in manual booking mode; the workflow then runs to confirmation."""
+        from services.lifecycle.requests import request_approve
+
         _require_admin(admin)
         c = container()
         ensure_schema(c)
-        _check_awaiting(c, booking_id)
-        c.celery_app.send_task("sessionpack.approve_booking", kwargs={"booking_id": booking_id})
+        change = request_approve(c, booking_id)  # checks it awaits approval; queued with an admin grant
         if wait is None:
-            emit({"booking_id": booking_id, "status": "approving"})
+            emit({"booking_id": booking_id, "status": "approving", "change_id": str(change)})
             return
         result = wait_for(c, booking_id, wait, lambda b: b.status not in ("awaiting_approval", "pending"))
         if result is None:
@@ -53,9 +46,10 @@ def register(main: click.Group) -> None:
     @reporting
     def decline(booking_id: str, admin: bool, reason: str | None) -> None:
         """Decline a booking made in manual booking mode: its slot is released, the customer told."""
+        from services.lifecycle.requests import request_decline
+
         _require_admin(admin)
         c = container()
         ensure_schema(c)
-        _check_awaiting(c, booking_id)
-        c.celery_app.send_task("sessionpack.decline_booking", kwargs={"booking_id": booking_id, "reason": reason})
-        emit({"booking_id": booking_id, "status": "declining"})
+        change = request_decline(c, booking_id, reason=reason)
+        emit({"booking_id": booking_id, "status": "declining", "change_id": str(change)})

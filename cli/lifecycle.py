@@ -1,15 +1,15 @@
 """`sessionpack cancel`, `reschedule`, `refund` and `reconcile`.
 
-The commands check synchronously what can be checked now (tokens, policy windows, the new
-time, amounts) with the same service functions the tasks use, and refuse with the contract's
-exit codes before anything is enqueued. Then they send the public task with an id of their
-own, which is also the change key: with `--wait` they follow that change in the activity
-stream until it is applied (and its money has reached Stripe) or refused.
+The commands go through the edge change API (services/lifecycle/requests.py), as the web pages
+and the HTTP API do: it checks synchronously what can be checked now (tokens, policy windows, the
+new time, amounts) and refuses with the contract's exit codes before anything is queued; then it
+queues the public task with a grant (an admin grant for --admin, a customer grant instead of the
+tokens) and a change id. With `--wait` the command follows that change until it is applied (and
+its money has reached Stripe) or refused.
 """
 from __future__ import annotations
 
 import sys
-import uuid
 
 import click
 
@@ -20,18 +20,15 @@ from .common import container, emit, ensure_schema, reporting, say, wait_for
 WAIT_HELP = "wait up to SECONDS for the change (and its refund or fee) to be done, then print the booking"
 
 
-def _send_and_report(c, task_name: str, kwargs: dict, queued: dict, wait: float | None) -> None:
-    """Enqueue the public task; print `queued`, or with --wait the booking once the change settled."""
+def _report(c, change, queued: dict, wait: float | None) -> None:
+    """Print `queued` (with the change id), or with --wait the booking once the change settled:
+    applied with its money at Stripe, or refused (printed as the contract's error)."""
     from sqlalchemy.orm import object_session
 
     from services.lifecycle import change_outcome, money_pending
 
-    from services.tokens import redact
-
-    task_id = str(uuid.uuid4())
-    # kwargsrepr is what Celery shows in logs, events and Flower: the tokens are hidden there.
-    c.celery_app.send_task(task_name, kwargs=kwargs, task_id=task_id, kwargsrepr=redact(repr(kwargs)))
-    queued = {**queued, "status": "queued", "task_id": task_id}
+    change_id = str(change)
+    queued = {**queued, "status": "queued", "change_id": change_id}
     if wait is None:
         emit(queued)
         return
@@ -40,8 +37,8 @@ def _send_and_report(c, task_name: str, kwargs: dict, queued: dict, wait: float 
     def settled(booking) -> bool:
         nonlocal outcome
         db = object_session(booking)
-        outcome = change_outcome(db, booking.id, task_id)
-        return outcome is not None and (outcome.state == "refused" or not money_pending(db, booking.id, task_id))
+        outcome = change_outcome(db, booking.id, change_id)
+        return outcome is not None and (outcome.state == "refused" or not money_pending(db, booking.id, change_id))
 
     result = wait_for(c, queued["booking_id"], wait, settled)
     if result is None:
@@ -72,18 +69,18 @@ def register(main: click.Group) -> None:
         the request: name all its sessions; no policy applies and no money moves, the slot is
         freed and both sides are emailed.
         """
-        from services.lifecycle import preview_cancel
+        from services.lifecycle.requests import request_cancel
 
         c = container()
         ensure_schema(c)
-        kwargs = {"session_ids": list(session_ids), "tokens": list(tokens) or None, "admin": admin,
-                  "refund": not no_refund, "reason": reason}
-        plan = preview_cancel(c, **kwargs)
+        change = request_cancel(c, list(session_ids), tokens=list(tokens) or None, admin=admin,
+                                refund=not no_refund, reason=reason)
+        plan = change.plan
         queued = {"booking_id": plan["booking_id"], "sessions": plan["session_ids"],
                   "refund": format_amount(plan["refund_cents"], plan["currency"])}
         if plan["withdraw"]:
             queued["withdraw"] = True  # a request awaiting approval: withdrawn as a whole
-        _send_and_report(c, "sessionpack.cancel_sessions", kwargs, queued, wait)
+        _report(c, change, queued, wait)
 
     @main.command()
     @click.argument("session_id")
@@ -94,33 +91,38 @@ def register(main: click.Group) -> None:
     @reporting
     def reschedule(session_id: str, to: str, token: str | None, admin: bool, wait: float | None) -> None:
         """Move one session to a new time (the policy's fee is charged to the saved card first)."""
-        from services.lifecycle import preview_reschedule
+        from services.lifecycle.requests import request_reschedule
 
         c = container()
         ensure_schema(c)
-        plan = preview_reschedule(c, session_id, to, token=token, admin=admin)
+        change = request_reschedule(c, session_id, to, token=token, admin=admin)
+        plan = change.plan
         queued = {"booking_id": plan["booking_id"], "session_id": session_id, "start": plan["start"],
                   "fee": format_amount(plan["fee_cents"], plan["currency"])}
-        kwargs = {"session_id": session_id, "to": to, "token": token, "admin": admin}
-        _send_and_report(c, "sessionpack.reschedule_session", kwargs, queued, wait)
+        _report(c, change, queued, wait)
 
     @main.command()
     @click.argument("booking_id")
     @click.option("--amount", required=True, help="how much to refund, like 12.50")
     @click.option("--admin", is_flag=True, help="act as the booking page administrator (required)")
     @click.option("--reason", default=None, help="told to the customer and kept in the activity stream")
+    @click.option("--refund-id", default=None,
+                  help="your idempotency key for this refund (1-80 of A-Z a-z 0-9 . _ : -): the same one "
+                       "refunds once however often it is sent; default: a new one per invocation")
     @click.option("--wait", type=float, default=None, help=WAIT_HELP)
     @reporting
-    def refund(booking_id: str, amount: str, admin: bool, reason: str | None, wait: float | None) -> None:
+    def refund(booking_id: str, amount: str, admin: bool, reason: str | None, refund_id: str | None,
+               wait: float | None) -> None:
         """Refund any amount up to what is still refundable (captured + fees - refunded)."""
-        from services.lifecycle import preview_refund
+        from services.lifecycle.requests import request_refund
 
         c = container()
         ensure_schema(c)
-        plan = preview_refund(c, booking_id, amount, admin=admin, reason=reason)
-        queued = {"booking_id": booking_id, "amount": format_amount(plan["amount_cents"], plan["currency"])}
-        kwargs = {"booking_id": booking_id, "amount": amount, "admin": admin, "reason": reason}
-        _send_and_report(c, "sessionpack.refund_booking", kwargs, queued, wait)
+        change = request_refund(c, booking_id, amount, reason=reason, refund_id=refund_id, admin=admin)
+        plan = change.plan
+        queued = {"booking_id": booking_id, "amount": format_amount(plan["amount_cents"], plan["currency"]),
+                  "refund_id": plan["refund_id"]}
+        _report(c, change, queued, wait)
 
     @main.command()
     @click.option("--booking", "booking_id", default=None, help="only this booking")

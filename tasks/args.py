@@ -100,10 +100,6 @@ class DeclineArgs(TaskArgs):
 MODELS: dict[str, type[TaskArgs]] = {
     CANCEL: CancelArgs, RESCHEDULE: RescheduleArgs, REFUND: RefundArgs, APPROVE: ApproveArgs, DECLINE: DeclineArgs,
 }
-# Transitional, until the CLI makes admin grants (it moves to the cli/ package first): an admin
-# message without any grant is still taken as admin. A grant that is present is always checked.
-ADMIN_WITHOUT_GRANT = True
-
 # Tasks that only the administrator may ask for, whatever their `admin` argument says.
 ADMIN_ONLY = frozenset({REFUND, APPROVE, DECLINE})
 
@@ -179,8 +175,6 @@ def authorize(c, task_name: str, kwargs: dict, parsed: TaskArgs) -> tuple[bool, 
     customer's tokens, which the service checks."""
     now, key = c.clock(), c.settings.secret_key
     wants_admin = task_name in ADMIN_ONLY or getattr(parsed, "admin", False) is True
-    if wants_admin and parsed.grant is None and ADMIN_WITHOUT_GRANT:
-        return True, False  # transitional: see ADMIN_WITHOUT_GRANT
     if wants_admin:
         verify_grant(key, task_name, kwargs, now=now, role="admin", code="admin_grant_required")
         return True, False

@@ -181,3 +181,52 @@ def test_reschedule_through_the_edge_as_the_customer(c, clock):
     drain(c)
     assert c.answers[-1]["fee_cents"] == 500
     assert change_status(c, shown["id"], change)["state"] == "done"
+
+
+def cli(c, *argv) -> tuple[int, dict | None]:
+    """The `sessionpack` command on this container (its tasks stay in the outbox for drain())."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from core.wiring import set_container
+
+    set_container(c)
+    try:
+        result = CliRunner().invoke(main, list(argv))
+    finally:
+        set_container(None)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, (json.loads(result.stdout) if result.stdout.strip() else None)
+
+
+def test_the_cli_refund_id_refunds_once_and_each_plain_refund_is_its_own(c, clock):
+    shown = book(c, clock)
+    for _ in range(2):
+        code, out = cli(c, "refund", shown["id"], "--amount", "5.00", "--admin", "--refund-id", "desk-1")
+        assert code == 0 and out["refund_id"] == "desk-1" and out["change_id"] == "rf-desk-1"
+    for _ in range(2):
+        code, out = cli(c, "refund", shown["id"], "--amount", "1.00", "--admin")
+        assert code == 0 and out["refund_id"] != "desk-1"
+    (name, kwargs), *_ = queued(c)
+    assert "grant" in kwargs and "token" not in str(kwargs)
+    drain(c)
+    with c.session_factory() as db:
+        refunds = sorted(db.execute(select(LedgerEntry.amount_cents).where(LedgerEntry.kind == "refund")).scalars())
+    assert refunds == [100, 100, 500]
+    code, out = cli(c, "refund", shown["id"], "--amount", "1.00")
+    assert code == 2 and out["error"]["code"] == "admin_required"
+
+
+def test_cli_admin_and_customer_changes_travel_with_grants(c, clock):
+    shown = book(c, clock)
+    first, second, _ = shown["sessions"]
+    token = second["manage_url"].rsplit("/", 1)[-1]
+    assert cli(c, "cancel", first["id"], "--admin", "--no-refund")[0] == 0
+    assert cli(c, "cancel", second["id"], "--token", token)[0] == 0
+    rows = queued(c)
+    assert [k["grant"].split(".")[1] for _, k in rows] == ["admin", "customer"]
+    assert token not in json.dumps(rows)
+    drain(c)
+    assert [s["status"] for s in show(c, shown["id"])["sessions"]] == ["cancelled", "cancelled", "confirmed"]

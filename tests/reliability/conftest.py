@@ -40,7 +40,41 @@ def results():
     return RESULTS
 
 
+ABUSE: list["AbuseResult"] = []
+
+
+@dataclass
+class AbuseResult:
+    """One row of the "abuse through the broker" table (test_broker_abuse.py): raw messages
+    published by an attacker, how the worker answered, and the harm measured (none expected)."""
+
+    finding: str  # the numbered finding of issue 16
+    attack: str
+    messages: int = 0  # messages published
+    refused: int = 0  # answered with an error (and recorded as refused)
+    outcome: str = ""  # the refusal codes, or "ignored" / "allowed"
+    harm: list[str] = field(default_factory=list)
+
+
+def _abuse_table(tr) -> None:
+    tr.section("abuse through the broker: attacks tried / refused / harm done")
+    header = f"{'finding':<7} {'attack':<58} {'msgs':>4} {'refused':>7} {'harm':>4}  answer"
+    tr.write_line(header)
+    tr.write_line("-" * len(header))
+    for r in ABUSE:
+        tr.write_line(f"{r.finding:<7} {r.attack[:58]:<58} {r.messages:>4} {r.refused:>7} {len(r.harm):>4}  {r.outcome}")
+        for problem in r.harm[:3]:
+            tr.write_line(f"{'':<8}! {problem[:150]}")
+    tr.write_line("-" * len(header))
+    harmed = sum(1 for r in ABUSE if r.harm)
+    tr.write_line(f"{len(ABUSE)} attacks tried, {sum(r.messages for r in ABUSE)} messages, "
+                  f"{sum(r.refused for r in ABUSE)} refused, harm done in {harmed} "
+                  f"(= {sum(len(r.harm) for r in ABUSE)} problems)")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if ABUSE:
+        _abuse_table(terminalreporter)
     if not RESULTS:
         return
     tr = terminalreporter
