@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     from models.db import migrate
     from services.config import apply_config
     from services.console.accounts import OwnerIdentity
-    from services.console.stream import StreamFilters, read_stream, stream_query
+    from services.console.stream import StreamFilters, owner_page_slugs, read_stream, stream_query
     from tests.support import PostgresDatabase
     from core.settings import Settings
     from core.wiring import build_container
@@ -185,7 +185,9 @@ def main(argv=None) -> None:
                 if args.explain:
                     from services.console.stream import decode_cursor
 
-                    query = stream_query(who, filters, decode_cursor(cursor) if cursor else None, 51)
+                    with c.session_factory() as db:
+                        pages = owner_page_slugs(db, who)
+                    query = stream_query(pages, filters, decode_cursor(cursor) if cursor else None, 51)
                     compiled = query.compile(c.engine, compile_kwargs={"render_postcompile": True})
                     with c.engine.connect() as conn:
                         plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled),

@@ -325,8 +325,9 @@ def booking_page(request: Request, booking_id: str, c=Depends(get_container)):
 # -- admin actions: confirm (money first), then hand to the worker ------------------------------------
 
 
-def _refused(request: Request, owner, booking_id: str, exc: ServiceError, *, status_code: int = 200):
-    ctx = booking_context(c=request.app.state.container_holder.get(), owner=owner, booking_id=booking_id)
+def _refused(request: Request, c, owner, booking_id: str, exc: ServiceError, *, status_code: int = 200):
+    """The booking page again, with why nothing was changed."""
+    ctx = booking_context(c, owner, booking_id)
     return _page(request, "booking.html", owner, {"page_title": f"Booking of {ctx['booking'].customer_name}",
                                                   "nav": "activity", "refusal": exc.message, **ctx},
                  status_code=status_code)
@@ -350,7 +351,7 @@ def cancel_confirm(request: Request, booking_id: str, form=Depends(csrf_form), c
         owner_changes.sessions_of_booking(c, booking_id, session_ids)
         plan = preview_cancel(c, session_ids, admin=True, refund=refund, reason=reason)
     except ServiceError as exc:
-        return _refused(request, owner, booking_id, exc)
+        return _refused(request, c, owner, booking_id, exc)
     ctx = booking_context(c, owner, booking_id)
     chosen = [s for s in ctx["sessions"] if s["view"].id in session_ids]
     return _page(request, "confirm.html", owner, {
@@ -373,7 +374,7 @@ def reschedule_confirm(request: Request, booking_id: str, form=Depends(csrf_form
         new_start = _new_start(form, owner)
         plan = preview_reschedule(c, session_id, new_start, admin=True)
     except ServiceError as exc:
-        return _refused(request, owner, booking_id, exc)
+        return _refused(request, c, owner, booking_id, exc)
     ctx = booking_context(c, owner, booking_id)
     chosen = [s for s in ctx["sessions"] if s["view"].id == session_id]
     from services.availability import parse_instant
@@ -437,7 +438,7 @@ def refund_confirm(request: Request, booking_id: str, form=Depends(csrf_form), c
             raise InvalidInput("invalid_amount", "Give the amount to refund, like 12.50.")
         plan = preview_refund(c, booking_id, amount, admin=True, reason=reason)
     except ServiceError as exc:
-        return _refused(request, owner, booking_id, exc)
+        return _refused(request, c, owner, booking_id, exc)
     ctx = booking_context(c, owner, booking_id)
     return _page(request, "confirm.html", owner, {
         "page_title": "Confirm the refund", "nav": "activity", "action": "refund", **ctx, "chosen": [],
@@ -454,7 +455,7 @@ def decide_confirm(request: Request, booking_id: str, form=Depends(csrf_form), c
         raise HTTPException(status_code=400)
     ctx = booking_context(c, owner, booking_id)
     if not ctx["awaiting"]:
-        return _refused(request, owner, booking_id, InvalidInput(
+        return _refused(request, c, owner, booking_id, InvalidInput(
             "not_awaiting_approval", f"This booking is {ctx['booking'].status.replace('_', ' ')}: there is no request "
                                      "to approve or decline."))
     return _page(request, "confirm.html", owner, {
@@ -487,7 +488,7 @@ def submit(request: Request, booking_id: str, form=Depends(csrf_form), c=Depends
         else:
             raise HTTPException(status_code=400)
     except ServiceError as exc:
-        return _refused(request, owner, booking_id, exc)
+        return _refused(request, c, owner, booking_id, exc)
     return RedirectResponse(f"/owner/bookings/{booking_id}/changes/{change_id}", status_code=303)
 
 
