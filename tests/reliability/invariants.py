@@ -12,6 +12,8 @@ session or object at fault; an empty list means the state is consistent:
   one captured nothing and holds no authorization; with `stripe`, the ledger reconciles with
   Stripe (services.lifecycle.reconcile), and with a Stripe base URL every PaymentIntent at Stripe
   is accounted for (no orphan authorization, no charge the ledger does not know);
+- exactly one "we could not book" email for each failed booking of a real page and event type,
+  whatever the step it failed at;
 - exactly one consolidated confirmation email pair (outbox rows `booking_confirmed_customer` and
   `booking_confirmed_owner`) per booking that was ever confirmed, none for the others;
 - no reminder scheduled for a session that is not confirmed, and every scheduled reminder is due
@@ -160,6 +162,15 @@ def check_invariants(container, stripe=None, provider_peer=None, *, provider_nam
             if emails.get((b.id, kind), 0) != want:
                 problems.append(f"booking {b.id} ({b.status}) has {emails.get((b.id, kind), 0)} {kind} email(s), "
                                 f"expected {want}")
+
+    # -- the customer always hears: one "we could not book" per failed booking they can be told about ---------
+    for b in bookings.values():
+        told = emails.get((b.id, "booking_failed_customer"), 0)
+        # A failed booking whose request named a real page and event type (its terms hold their
+        # names) is told once; one refused before that (an unknown page, a garbled message) cannot be.
+        want = 1 if b.status == "failed" and b.terms else 0
+        if told != want:
+            problems.append(f"booking {b.id} ({b.status}) has {told} booking_failed_customer email(s), expected {want}")
 
     # -- reminders only for confirmed sessions, due at the session's current start -------------------------
     for r in reminders:

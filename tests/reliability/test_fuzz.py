@@ -207,8 +207,15 @@ def test_fuzz_booking_requests(world, data):
     with world.session_factory() as db:
         found = db.get(Booking, booking_id) if booking_id else None
         event(f"submit: {found.status if found else None} {(found.failure or {}).get('code') if found else ''}")
-    if booking_id is None:  # no usable request_id: nothing can be answered, nothing is written
-        assert after == before
+    if booking_id is None:
+        # No usable request_id: nothing can be answered, nothing is written. A request_id already
+        # used for another request (request_id_reused): only its refusal, in the activity stream.
+        changed = {t for t in after if after[t] != before[t]}
+        assert changed <= {"activity"} and after["activity"] - before["activity"] <= 1
+        if changed:
+            with world.session_factory() as db:
+                refusal = db.execute(select(Activity).order_by(Activity.id.desc()).limit(1)).scalar_one()
+            assert seen and (refusal.action, refusal.details["code"]) == ("request.refused", "request_id_reused")
         return
     if seen:  # a request_id used before: the first booking stands, nothing new is written
         assert booking_id == booking_id_for(request_id) and after == before
@@ -219,7 +226,12 @@ def test_fuzz_booking_requests(world, data):
         status, failure = booking.status, booking.failure
     if status == "failed":
         assert failure["step"] == "validate" and SNAKE.match(failure["code"]) and failure["message"]
-        assert all(after[t] == before[t] for t in HOLDING_TABLES), "a refused request held something"
+        # A well-formed request refused by the catalog or its slots tells its customer, once (an
+        # email and the task that delivers it); nothing else is held.
+        told = after["outbox_emails"] - before["outbox_emails"]
+        held = {t for t in HOLDING_TABLES if after[t] != before[t]} - {"outbox_emails", "task_outbox"}
+        assert not held, f"a refused request held something: {held}"
+        assert told in (0, 1) and after["task_outbox"] - before["task_outbox"] <= told
         assert after["bookings"] - before["bookings"] in (0, 1)
     else:
         assert status == "pending" and after["sessions"] - before["sessions"] == len(data["slots"])
