@@ -56,6 +56,23 @@ def test_pages_need_a_sign_in(client):
         assert r.status_code == 303 and r.headers["location"].startswith("/owner/login?next=")
 
 
+def test_the_owner_email_link_leads_back_to_the_booking_after_sign_in(client):
+    r = client.get("/owner/bookings/bk_k1", follow_redirects=False)
+    login = client.get(r.headers["location"])
+    assert 'name="next" value="/owner/bookings/bk_k1"' in login.text
+    signed = client.post("/owner/login", data={"login": "kim", "password": PASSWORD, "csrf_token": csrf(login.text),
+                                               "next": "/owner/bookings/bk_k1"}, follow_redirects=False)
+    assert signed.headers["location"] == "/owner/bookings/bk_k1"
+
+
+def test_a_site_admin_sees_every_page(client, world):
+    accounts.set_password(world, "kim", PASSWORD, site_admin=True)
+    sign_in(client)
+    assert client.get("/owner/bookings/bk_l1").status_code == 200
+    assert "bk_l1" in client.get("/owner/activity").text
+    assert "(site admin)" in client.get("/owner/money").text
+
+
 def test_sign_in_sets_a_safe_cookie_and_sign_out_clears_it(client):
     page = client.get("/owner/login")
     assert page.status_code == 200 and one_h1(page.text) and '<label for="password">' in page.text
