@@ -13,6 +13,7 @@ import time
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -52,3 +53,12 @@ def ensure_redis() -> None:
                     "--logfile", "/var/log/redis/ci.log"], check=False)
     if not _wait(REDIS_HOST, REDIS_PORT, 30):
         raise RuntimeError("Redis is not answering on 127.0.0.1:6379 and could not be started")
+
+
+def ensure_rabbitmq() -> None:
+    """The machine's RabbitMQ (Debian's package), started when it is not answering."""
+    if port_open(RABBIT_HOST, RABBIT_PORT):
+        return
+    subprocess.run(["rabbitmq-server", "-detached"], check=False)
+    if not _wait(RABBIT_HOST, RABBIT_PORT, 60):
+        raise RuntimeError("RabbitMQ is not answering on 127.0.0.1:5672 and could not be started")

@@ -154,8 +154,11 @@ def _rabbitmqctl(*args: str) -> str:
 
 @pytest.fixture
 def rabbit_vhost():
+    from tests.servers import ensure_rabbitmq
+
     if shutil.which("rabbitmqctl") is None:
         raise AssertionError("rabbitmqctl is needed (the local RabbitMQ server: apt-get install rabbitmq-server)")
+    ensure_rabbitmq()
     vhost, suffix = f"sessionpack-acl-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     users = {"service": (f"sp-service-{suffix}", secrets.token_hex(8)),
              "frontend": (f"sp-frontend-{suffix}", secrets.token_hex(8))}
