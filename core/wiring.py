@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Callable
+from typing import Callable, Iterator
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
 from models import TaskOutbox
 from models.db import make_engine
@@ -49,6 +50,16 @@ class Container:
     @cached_property
     def session_factory(self) -> sessionmaker:
         return sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[OrmSession]:
+        """A session for reading only, beside the units of work: whatever it might change is
+        rolled back when the block ends (writes go through `uow()`, which commits them)."""
+        with self.session_factory() as db:
+            try:
+                yield db
+            finally:
+                db.rollback()
 
     def uow(self) -> UnitOfWork:
         """A new unit of work whose follow-up tasks are sent to the broker after commit."""

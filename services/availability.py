@@ -13,6 +13,9 @@ Time model:
 - A slot ends `duration` of real elapsed time after its start, and the whole slot must lie inside
   the window's real bounds. A window bound that falls in a gap is the instant the clocks jump.
 - Every instant returned is an aware datetime in UTC; every interval is half-open [start, end).
+
+Kept as one module (about 600 lines) on purpose: the time model above is one algorithm whose
+grid, rules and checks share private helpers; split, its invariants would be spread over files.
 """
 from __future__ import annotations
 

@@ -36,6 +36,9 @@ Amounts: callers speak our units (`services.currency`: two decimals for USD and 
 JPY and ISK); the gateway converts to Stripe's minor units on the way out (`to_stripe`: 10.00 KWD
 is 10000, 500 ISK is 50000) and back on the way in (`from_stripe`), so every amount it returns
 is in our units too.
+
+One module (about 600 lines) on purpose: one adapter for one external API; its methods share the
+client, the idempotency look-ups and the translation of Stripe's errors into ours.
 """
 from __future__ import annotations
 

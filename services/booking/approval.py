@@ -84,7 +84,7 @@ def load_awaiting(uow, booking_id: str, allow: tuple[str, ...]) -> Booking:
 
 def expire_approval_requests(c) -> int:
     """Decline every request whose approval window has passed (a beat task)."""
-    with c.session_factory() as db:
+    with c.read() as db:
         due = [b for (b,) in db.execute(select(Booking.id).where(
             Booking.status == "awaiting_approval", Booking.expires_at <= c.clock()))]
     for booking_id in due:

@@ -133,7 +133,7 @@ def _error(exc: BaseException) -> dict:
 def capture_went_through(c, booking_id: str) -> bool:
     """Before undoing anything: did a capture whose answer was lost reach Stripe? Then the booking
     is past its pivot and is confirmed instead (a transient error here retries the compensation)."""
-    with c.session_factory() as db:
+    with c.read() as db:
         entry = db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == money_key(booking_id, "capture"),
                                                      LedgerEntry.status == "pending")).scalar_one_or_none()
         payment = db.execute(select(Payment).where(Payment.booking_id == booking_id)).scalar_one_or_none()

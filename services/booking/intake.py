@@ -159,7 +159,7 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
             uow.commit()
     except IntegrityError:
         # The same request_id accepted concurrently (or straight from the broker): answer as a repeat.
-        with c.session_factory() as db:
+        with c.read() as db:
             status = _answer_repeat(db, request.request_id, booking_id, fp, body)
         if status is None:
             raise
@@ -170,7 +170,7 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
 def published(c, booking_id: str) -> bool:
     """Whether an accepted request's first publication reached the broker (False: it waits in
     the task outbox for the sweep, e.g. while the broker is down)."""
-    with c.session_factory() as db:
+    with c.read() as db:
         request_id = db.execute(select(BookingRequest.request_id)
                                 .where(BookingRequest.booking_id == booking_id)).scalar_one_or_none()
         waiting = db.execute(select(TaskOutbox.id).where(
@@ -185,7 +185,7 @@ def published(c, booking_id: str) -> bool:
 def queued_body(c, request_id: str) -> dict[str, Any] | None:
     """The stored request that `sessionpack.start_booking` names, None when there is none to
     start (unknown id, or its booking already holds it). `submit.start_booking` submits it."""
-    with c.session_factory() as db:
+    with c.read() as db:
         row = db.get(BookingRequest, request_id)
         return dict(row.body) if row is not None and row.body is not None else None
 

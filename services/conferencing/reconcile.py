@@ -86,7 +86,7 @@ def sweep_orphan_meetings(c, *, grace: timedelta | None = None, window: timedelt
     grace = timedelta(seconds=settings.meeting_sweep_grace_seconds) if grace is None else grace
     window = timedelta(hours=settings.meeting_sweep_window_hours) if window is None else window
     counts: Counter = Counter()
-    with c.session_factory() as db:
+    with c.read() as db:
         booking_ids = sweep_candidates(db, c.clock(), grace, window, limit)
         if not booking_ids:
             return dict.fromkeys(REPORT_KEYS, 0)
@@ -137,7 +137,7 @@ def _sweep_provider(c, provider: ConferencingProvider, items: Sequence[tuple[str
 def _active_external_ids(c, provider: str, external_ids: set[str]) -> set[str]:
     if not external_ids:
         return set()
-    with c.session_factory() as db:
+    with c.read() as db:
         rows = db.execute(select(Meeting.external_id).where(
             Meeting.provider == provider, Meeting.status == "active", Meeting.external_id.in_(sorted(external_ids))))
         return {external_id for (external_id,) in rows}

@@ -192,7 +192,7 @@ def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: s
 def load_identity(c, owner_id: str, stamp: str) -> OwnerIdentity | None:
     """The signed-in owner as they are now; None when the owner is gone or their password has
     changed since `stamp` was issued (which ends that browser's session)."""
-    with c.session_factory() as db:
+    with c.read() as db:
         owner = db.get(Owner, owner_id) if isinstance(owner_id, str) else None
         if owner is None or not owner.password_hash or password_stamp(owner.password_hash) != stamp:
             return None

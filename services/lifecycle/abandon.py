@@ -99,7 +99,7 @@ def give_up_reschedule(c, session_id: str, change_key: str, *, token: str | None
     authorized, unknown session, or the session was moved after all)."""
     if not admin and verify_manage_token(c.settings.secret_key, token) != session_id:
         return None  # nothing to refuse or refund on anyone's behalf
-    with c.session_factory() as db:
+    with c.read() as db:
         booking_id = booking_of(db, [session_id])
     if booking_id is None:
         return None
@@ -132,7 +132,7 @@ def refund_orphaned_fees(c, grace: timedelta, window: timedelta, limit: int = MA
     lost. Keep `grace` far beyond a task's whole retry window and the broker's redelivery (the
     default is an hour). A booking that fails (Stripe or the database down) is tried again on the
     next tick. Returns {"found", "abandoned", "failed"}."""
-    with c.session_factory() as db:
+    with c.read() as db:
         orphans = orphaned_fees(db, c.clock(), grace, window)
     report = {"found": len(orphans), "abandoned": 0, "failed": 0}
     for booking_id, change_key in orphans[:limit]:

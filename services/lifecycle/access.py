@@ -170,7 +170,7 @@ def authorize_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | No
     InvalidInput (bad request, `sessions_span_bookings`), NotFound (`unknown_session`) or
     OperationFailed (`invalid_token`, `session_already_cancelled`, `session_not_confirmed`).
     """
-    with c.session_factory() as db:
+    with c.read() as db:
         return load_authorized(db, c.settings.secret_key, session_ids, tokens, admin, now=c.clock())
 
 

@@ -81,7 +81,7 @@ def preview_cancel(c, session_ids: Sequence[str], tokens: Sequence[str] | None =
     """Check a cancellation without changing anything (the CLI, before it enqueues the task).
     Raises what `cancel_sessions` would; returns the booking id and the refund in cents."""
     clean_reason(reason)
-    with c.session_factory() as db:
+    with c.read() as db:
         plan = plan_cancel(db, c, session_ids, tokens, admin, refund, reason)
         return {"booking_id": plan.booking.id, "session_ids": [s.id for s in plan.sessions],
                 "refund_cents": plan.refund_total, "currency": plan.booking.currency, "withdraw": plan.withdraw}
@@ -146,7 +146,7 @@ def finish_cancellation(c, booking_id: str, session_ids: list[str]) -> None:
     """
     from ..conferencing import provider_for
 
-    with c.session_factory() as db:
+    with c.read() as db:
         # Only meetings of this booking's sessions that are cancelled: a forged or stale message
         # naming a confirmed session deletes nothing.
         meetings = [(m.id, m.session_id, m.provider, m.external_id) for m in db.execute(

@@ -145,7 +145,7 @@ def recording_refusals(c, kind: str, change_key: str, *, actor: str, session_ids
         if isinstance(exc, TransientError):
             raise
         ids = [session_ids] if isinstance(session_ids, str) else list(session_ids or [])
-        with c.session_factory() as db:
+        with c.read() as db:
             # Recorded against the booking only when it exists (a refusal may be "unknown booking").
             known = booking_id if isinstance(booking_id, str) and db.get(Booking, booking_id) else booking_of(db, ids)
         # A made-up id longer than any of ours is not kept (the refusal's message says what was wrong).

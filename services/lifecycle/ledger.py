@@ -125,7 +125,7 @@ def send_refund(c, key: str, intent_id: str | None = None, *, booking_id: str | 
     a forged task message cannot point a refund at another payment); with `booking_id`, a row of
     another booking is left alone ("missing").
     """
-    with c.session_factory() as db:
+    with c.read() as db:
         entry = entry_by_key(db, key)
         if entry is None or entry.kind != "refund" or (booking_id is not None and entry.booking_id != booking_id):
             return "missing"
@@ -187,7 +187,7 @@ def resend_stale_refunds(c, older_than: timedelta) -> int:
     """The sweep: send again every refund still pending after `older_than` (its task gave up or
     was lost). `send_refund` finds one that reached Stripe, so nothing is refunded twice."""
     cutoff = c.clock() - older_than
-    with c.session_factory() as db:
+    with c.read() as db:
         stale = db.execute(select(LedgerEntry.idempotency_key, LedgerEntry.target_id).where(
             LedgerEntry.kind == "refund", LedgerEntry.status == "pending", LedgerEntry.target_id.is_not(None),
             LedgerEntry.updated_at < cutoff)).all()
@@ -232,7 +232,7 @@ def hold_fee(uow, booking: Booking, session_id: str, amount: int, key: str, *, a
 def charge_fee(c, booking_id: str, key: str, *, retried: bool) -> None:
     """Charge a held fee off-session to the saved card and record it. A decline marks the row
     failed and raises OperationFailed `fee_declined`; a fee already charged is left alone."""
-    with c.session_factory() as db:
+    with c.read() as db:
         entry = entry_by_key(db, key)
         if entry.status == "succeeded":
             return

@@ -27,7 +27,7 @@ def check_refund(db, booking_id: str, amount_text, admin: bool) -> tuple[Booking
 def preview_refund(c, booking_id: str, amount_text, admin: bool = True, reason: str | None = None) -> dict:
     """Check a manual refund without moving money (the CLI, before it enqueues the task)."""
     clean_reason(reason)
-    with c.session_factory() as db:
+    with c.read() as db:
         booking, amount = check_refund(db, booking_id, amount_text, admin)
         return {"booking_id": booking.id, "amount_cents": amount, "currency": booking.currency}
 

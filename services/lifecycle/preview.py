@@ -155,7 +155,7 @@ def manage_view(c, session_id: str) -> ManageView:
     when the session does not exist.
     """
     now = c.clock()
-    with c.session_factory() as db:
+    with c.read() as db:
         session = _session(db, session_id)
         booking = session.booking
         view = booking_view(db, booking, c.settings)
@@ -202,7 +202,7 @@ def manage_object(c, session_id: str) -> dict[str, Any]:
     `can_reschedule`, `reschedule_refusal`, `reschedule_fee` (money as decimal strings, null
     when the action is not available; a refusal is {"code", "message"})."""
     view = manage_view(c, session_id)
-    with c.session_factory() as db:
+    with c.read() as db:
         obj = booking_object(db, db.get(Booking, view.booking.id), c.settings)
     obj.pop("activity", None)
     cur = view.booking.currency
@@ -247,7 +247,7 @@ def reschedule_times(c, session_id: str, tz: str, from_day: date | None = None,
     last = min(first + timedelta(days=days - 1), last_allowed)
     start = datetime.combine(first, time(), zone)
     end = datetime.combine(last + timedelta(days=1), time(), zone)
-    with c.session_factory() as db:
+    with c.read() as db:
         session = _session(db, session_id)
         rules, owner = booking_rules(db, session.booking)
         busy = owner_busy(db, owner, start - timedelta(days=1), end + timedelta(days=1), extra=c.busy_source,
@@ -306,7 +306,7 @@ def change_summary(c, booking_id: str, change_id: str) -> ChangeSummary:
     from ..availability import parse_instant
     from .changes import _keys_of_change, change_outcome, money_pending
 
-    with c.session_factory() as db:
+    with c.read() as db:
         booking = db.get(Booking, booking_id)
         if booking is None:
             raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist")
@@ -356,7 +356,7 @@ class MeetingPage:
 
 
 def meeting_view(c, session_id: str) -> MeetingPage:
-    with c.session_factory() as db:
+    with c.read() as db:
         session = _session(db, session_id)
         booking = session.booking
         view = booking_view(db, booking, c.settings)

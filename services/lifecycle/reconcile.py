@@ -103,7 +103,7 @@ def reconcile(c, booking_id: str | None = None) -> dict:
     Returns {"ok": bool, "bookings": n, "differences": [{"booking_id", "kind", "stripe_object",
     "ledger", "stripe", "currency", "message"}]}; `ok` is True only when nothing differs.
     """
-    with c.session_factory() as db:
+    with c.read() as db:
         if booking_id is not None and db.get(Booking, booking_id) is None:
             raise NotFound("unknown_booking", f"booking {booking_id!r} does not exist; check the id")
         query = select(Payment.booking_id, Payment.intent_id, Payment.currency).where(Payment.intent_id.is_not(None))

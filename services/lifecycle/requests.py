@@ -178,7 +178,7 @@ def change_status(c, booking_id: str, change_id: str) -> dict[str, Any]:
 
     from .changes import change_outcome, money_pending
 
-    with c.session_factory() as db:
+    with c.read() as db:
         booking = db.get(Booking, booking_id) if isinstance(booking_id, str) else None
         status = booking.status if booking is not None else None
         outcome = change_outcome(db, booking.id if booking is not None else None, str(change_id))

@@ -102,7 +102,7 @@ def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | Non
 
 def preview_reschedule(c, session_id: str, new_start_iso: str, token: str | None = None, admin: bool = False) -> dict:
     """Check a reschedule without changing anything (the CLI, before it enqueues the task)."""
-    with c.session_factory() as db:
+    with c.read() as db:
         plan = plan_reschedule(db, c, session_id, new_start_iso, token, admin)
         return {"booking_id": plan.booking.id, "session_id": plan.session.id, "start": to_utc_iso(plan.new_start),
                 "fee_cents": plan.fee, "currency": plan.booking.currency}
@@ -206,7 +206,7 @@ def move_meeting(c, booking_id: str, session_id: str) -> None:
     always sends the current time, so a late or repeated run leaves the meeting right."""
     from ..conferencing import meeting_request, provider_for  # one definition of a meeting's request
 
-    with c.session_factory() as db:
+    with c.read() as db:
         meeting = db.execute(select(Meeting).where(Meeting.session_id == session_id,
                                                    Meeting.status == "active")).scalar_one_or_none()
         session = db.get(Session, session_id)

@@ -192,7 +192,7 @@ def _stripe_problems(container, stripe, payments: dict, ledger: list) -> list[st
     from services.stripe_gateway import StripeGateway
 
     problems = []
-    clean = SimpleNamespace(session_factory=container.session_factory, payments=StripeGateway(container.settings))
+    clean = SimpleNamespace(session_factory=container.session_factory, read=container.read, payments=StripeGateway(container.settings))
     report = reconcile(clean)
     problems += [f"reconcile: {d['kind']} on {d['booking_id']}: {d['message']}" for d in report["differences"]]
     if isinstance(stripe, str):
