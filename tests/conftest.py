@@ -3,14 +3,29 @@ embedded SQLite default or on PostgreSQL (`db_backend` runs a test on both)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.support import START, Clock, PostgresDatabase, truncate_all
 
 
+# The tiers (README, "Tests"): tests/unit needs no server; every test under these folders needs
+# real ones (PostgreSQL, Redis, a worker, local peers) and carries the `integration` marker, so
+# `-m "not integration"` selects the unit tier wherever its tests are.
+SERVER_TIERS = ("integration", "reliability", "e2e")
+
+
 def pytest_configure(config):
     os.environ.setdefault("SESSIONPACK_VAR_DIR", "/tmp/sessionpack-pytest-var")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.path)).relative_to(tests_dir).parts
+        if parts and parts[0] in SERVER_TIERS:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
