@@ -1,11 +1,11 @@
 """Keep tokens out of the access log: uvicorn logs every request's path, and the path of a
-customer page is its secret link."""
+customer page is its secret link (a builtin meeting's /room/<id> is the room's join link)."""
 from __future__ import annotations
 
 import logging
 import re
 
-_TOKEN_PATH = re.compile(r"^(/(?:manage|meeting|api/v1/manage)/)[^/?#\s]+")
+_TOKEN_PATH = re.compile(r"^(/(?:manage|meeting|room|api/v1/manage)/)[^/?#\s]+")
 
 
 def redact_path(path: str) -> str:

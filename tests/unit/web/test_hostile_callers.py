@@ -327,3 +327,15 @@ def test_a_genuinely_signed_stripe_event_about_a_payment_not_ours_changes_nothin
     # and a forged signature is a 400
     r = client.post("/webhooks/stripe", content=b"{}", headers={"stripe-signature": f"t={int(time.time())},v1=00"})
     assert r.status_code == 400
+
+
+def test_token_paths_are_hidden_in_the_access_log():
+    from web.logs import RedactTokenPaths
+
+    for path, secret in (("/manage/tok.sig", "tok.sig"), ("/manage/tok.sig/changes/ch_1?tz=UTC", "tok.sig"),
+                         ("/api/v1/manage/tok.sig/cancel", "tok.sig"), ("/meeting/inf.sig", "inf.sig"),
+                         ("/room/0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef")):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                   ("1.2.3.4:5", "GET", path, "1.1", 200), None)
+        RedactTokenPaths().filter(record)
+        assert secret not in record.getMessage(), path
