@@ -3,6 +3,7 @@ to a browser (a short page, no detail); the JSON API under /api/ answers its own
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,3 +40,14 @@ def install_error_pages(app: FastAPI) -> None:
                 "error": {"code": "http_%d" % exc.status_code, "message": str(exc.detail)}}
             return JSONResponse(detail, status_code=exc.status_code, headers=getattr(exc, "headers", None))
         return error_page(request, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # FastAPI's own answer is a JSON list that repeats the input and has no no-store/no-referrer;
+        # a malformed query on a token page gets the plain page, the API its error object (neither
+        # repeats what was sent).
+        if wants_json(request):
+            where = ".".join(str(p)[:40] for p in (exc.errors()[0]["loc"] if exc.errors() else ())) or "request"
+            return JSONResponse({"error": {"code": "invalid_request", "message": f"{where} is not valid"}},
+                                status_code=422)
+        return error_page(request, 400)

@@ -339,3 +339,28 @@ def test_token_paths_are_hidden_in_the_access_log():
                                    ("1.2.3.4:5", "GET", path, "1.1", 200), None)
         RedactTokenPaths().filter(record)
         assert secret not in record.getMessage(), path
+
+
+def test_token_pages_and_their_errors_never_cache_nor_leak_the_address(two, client):
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    info = make_meeting_token(c.settings.secret_key, a["sessions"][0]["id"])
+    for r in (client.get(f"/manage/{token}"), client.get(f"/meeting/{info}"), client.get(f"/manage/{token}x"),
+              client.get(f"/manage/{token}/changes/ch_unknown", params={"wait": 0}),
+              client.get(f"/manage/{token}/changes/ch_unknown", params={"wait": "soon"})):
+        assert r.headers["referrer-policy"] == "no-referrer", r.status_code
+        assert r.headers["cache-control"] == "no-store", r.status_code
+        csp = r.headers["content-security-policy"]
+        assert "script-src" not in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert "<script" not in r.text
+
+
+def test_a_malformed_query_is_a_plain_error_that_does_not_echo_it(two, client):
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    r = client.get(f"/manage/{token}/changes/ch_x", params={"wait": "<b>soon</b>"})
+    assert r.status_code == 400 and "text/html" in r.headers["content-type"]
+    assert "soon" not in r.text and token not in r.text
+    key = make_key(c, "reader")
+    r = client.get(f"/api/v1/pages/coach/slots", params={"from": "x", "to": "y", "tz": ["a", "b"]}, headers=bearer(key))
+    assert r.status_code in (404, 422) and set(r.json()) == {"error"}
