@@ -9,12 +9,61 @@ import click
 from .common import container, emit, ensure_schema, read_json_or_yaml, reporting, say, wait_for
 
 
-@click.command()
+FIRST_FREE_DAYS = 60
+
+
+def _first_free(c, data) -> dict:
+    """The request with `slots` set to the first free start times of its event type, one a day
+    from tomorrow (so a package's sessions never overlap), and a new `request_id` when it has none:
+    `book --first-free` takes a request file written once, such as examples/request-demo.json."""
+    import secrets
+    from datetime import timedelta
+
+    from services.errors import InvalidInput, OperationFailed
+    from services.scheduling import list_slots, resolve_offering
+
+    if not isinstance(data, dict):
+        raise InvalidInput("invalid_request", "the booking request must be a JSON object")
+    page, event_type = data.get("booking_page"), data.get("event_type")
+    target = f"{page}/{event_type}" if event_type else f"{page}"
+    first = (c.clock() + timedelta(days=1)).date()
+    with c.session_factory() as db:
+        wanted = resolve_offering(db, page, event_type).event_type.sessions_per_booking
+        free = list_slots(db, target, first.isoformat(), (first + timedelta(days=FIRST_FREE_DAYS)).isoformat(), "UTC",
+                          now=c.clock(), extra_busy=c.busy_source)
+    chosen, days = [], set()
+    for slot in free:
+        if slot[:10] not in days:
+            chosen.append(slot)
+            days.add(slot[:10])
+    if len(chosen) < wanted:
+        raise OperationFailed("no_free_slots", f"{target} has free times on {len(chosen)} day(s) in the next "
+                              f"{FIRST_FREE_DAYS} days; {wanted} are needed (`sessionpack slots {target}` lists them)")
+    return {**data, "request_id": data.get("request_id") or f"cli-{secrets.token_hex(6)}", "slots": chosen[:wanted]}
+
+
+@click.command(epilog="""\b
+The request (JSON or YAML):
+  request_id      your idempotency key: the same request sent twice makes one booking, one charge
+  booking_page    the page's slug, e.g. "demo"
+  event_type      the event type's slug, e.g. "package-3" (left out for a page without event types)
+  customer        {"name", "email", "timezone" (IANA, e.g. "Europe/Berlin")}
+  slots           exactly sessions_per_booking free start times, ISO 8601 with an offset
+                  ("2026-12-07T14:00:00Z"); `sessionpack slots PAGE/EVENT_TYPE` lists them
+  payment_method  a Stripe PaymentMethod id (e.g. pm_card_visa), required when the event type has a price
+
+\b
+Example: sessionpack book examples/request-demo.json --first-free --wait 60
+See docs/booking-request.md.""")
 @click.argument("source")
 @click.option("--wait", type=float, default=None, help="wait up to SECONDS for a final status")
+@click.option("--first-free", is_flag=True,
+              help="fill slots with the first free start times (one a day, from tomorrow), and request_id "
+                   "with a new one when the file has none")
 @reporting
-def book(source: str, wait: float | None) -> None:
-    """Enqueue the booking request in SOURCE (a file, or - for stdin).
+def book(source: str, wait: float | None, first_free: bool) -> None:
+    """Enqueue the booking request in SOURCE (a file, or - for stdin); prints {"booking_id", "status"},
+    or with --wait the booking object once it is final.
 
     The request is validated, then stored with its publication in one transaction before the
     answer (persist, then publish): a broker that forgets it loses nothing, beat publishes it
@@ -25,6 +74,9 @@ def book(source: str, wait: float | None) -> None:
     data = read_json_or_yaml(source)
     c = container()
     ensure_schema(c)
+    if first_free:
+        data = _first_free(c, data)
+        say(f"slots: {', '.join(data['slots'])}; request_id: {data['request_id']}")
     booking_id, status, created = accept_booking_request(c, data, source="cli")
     if created and not published(c, booking_id):
         say(f"the broker did not take the request now; it is stored as {booking_id} and will be sent once the "

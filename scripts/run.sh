@@ -5,10 +5,13 @@
 # and beat, together; then the demo (a 3-session package booked, one session cancelled, one
 # rescheduled, with a summary and the customer's manage link to open in a browser).
 # SKIP_DEMO=1 skips the demo. Ctrl-C stops everything this script started.
+# The screen gets progress lines, the demo's summary and what to try next, last; the details go
+# to $VAR/log/ (each process's output, the demo's booking object as JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/_venv.sh
+progress "setup: database schema (sessionpack migrate)"
 .venv/bin/sessionpack migrate >/dev/null
 
 export PORT=${PORT:-8000}
@@ -29,6 +32,7 @@ start() {  # start NAME COMMAND...: a background process logging to $VAR/log/NAM
   # In its own session: a Ctrl-C reaches this script only, which then stops each process in
   # order (a worker's pool is not signalled behind its back).
   local name=$1; shift
+  progress "starting $name (log: $VAR/log/$name.log)"
   setsid "$@" >"$VAR/log/$name.log" 2>&1 &
   pids+=($!)
 }
@@ -54,7 +58,8 @@ done
 curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { echo "the web process did not start; see $VAR/log/web.log" >&2; exit 1; }
 
 if [ "${SKIP_DEMO:-0}" != "1" ]; then
-  .venv/bin/sessionpack demo
+  progress "running the demo (its booking object: $VAR/log/demo.json)"
+  .venv/bin/sessionpack demo >"$VAR/log/demo.json"
 fi
 
 cat >&2 <<TXT
@@ -67,8 +72,10 @@ sessionpack is running on the embedded defaults ($VAR); Ctrl-C stops it.
 In another shell, try:
   . .venv/bin/activate
   sessionpack slots demo/package-3 --from $(date -u -d '+2 days' +%F) --to $(date -u -d '+9 days' +%F)
+  sessionpack book examples/request-demo.json --first-free --wait 60   # book the demo page yourself
   sessionpack activity --limit 10
   sessionpack doctor
+The CLI, the configuration file, the booking request and the booking object: docs/.
 TXT
 wait -n "${pids[@]}" || true
 echo "a process stopped; see $VAR/log/ — stopping the others" >&2
