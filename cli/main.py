@@ -24,6 +24,7 @@ GROUPS: tuple[str, ...] = (
 
 
 @click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sessionpack", prog_name="sessionpack", message="%(prog)s %(version)s")
 def main() -> None:
     """sessionpack: book session packages, live with each session separately."""
 

@@ -63,13 +63,13 @@ def verify_tokens(secret_key: str, session_ids: Sequence[str], tokens: Sequence[
             f"{len(session_ids)} session(s) but {len(tokens)} token(s): give one --token per session, "
             f"in the same order as the session ids",
         )
-    for position, (session_id, token) in enumerate(zip(session_ids, tokens), start=1):
+    for session_id, token in zip(session_ids, tokens):
         if verify_manage_token(secret_key, token) != session_id:
             # Forged, tampered, or a genuine token of another session (swapped): all the same here.
             raise OperationFailed(
                 "invalid_token",
-                f"token {position} is not the manage token of session {session_id}; use the token from "
-                f"that session's own manage link (each session has its own)",
+                f"the token given for session {session_id} is not its manage token; use the whole last path "
+                f"segment of that session's own manage_url (each session has its own)",
             )
 
 
@@ -112,12 +112,14 @@ def load_authorized(db: Db, secret_key: str, session_ids: Sequence[str], tokens:
     request awaiting the owner's approval are accepted too (a withdrawal). A customer's token
     must still authorise changes at `now` (`tokens.link_rights`)."""
     ids = _check_request(session_ids, tokens, admin)
-    if not admin:
-        verify_tokens(secret_key, ids, tokens)
+    # An id that names no session is said so first: a token cannot be checked against nothing.
+    # (Session ids are random, so this tells nobody anything they could guess.)
     found = dict(db.execute(select(Session.id, Session.booking_id).where(Session.id.in_(ids))).all())
     missing = [s for s in ids if s not in found]
     if missing:
         raise NotFound("unknown_session", f"session {missing[0]!r} does not exist; check the id (`sessionpack show BOOKING_ID`)")
+    if not admin:
+        verify_tokens(secret_key, ids, tokens)
     booking_ids = set(found.values())
     if len(booking_ids) > 1:
         raise InvalidInput("sessions_span_bookings",
