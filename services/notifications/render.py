@@ -149,6 +149,9 @@ def provider_name(meeting: MeetingView | None) -> str:
     return PROVIDER_NAMES.get(meeting.provider, meeting.provider.title())
 
 
+ROOM_LINK_PROVIDERS = frozenset({"builtin", "jitsi"})
+
+
 def session_details(session: SessionView, audience: str = "customer") -> list[Detail]:
     """Everything a person needs for one session, in display order.
 
@@ -162,7 +165,9 @@ def session_details(session: SessionView, audience: str = "customer") -> list[De
         rows.append(Detail("provider", "Conferencing", provider_name(m)))
         if m.join_url:
             rows.append(Detail("join", "Join", m.join_url, True))
-        if m.meeting_id:
+        # A builtin or Jitsi room's id is only the room in its join link, nothing a person would
+        # read out or dial: the link says it all. Zoom's, Webex's and GoTo's ids are dialled.
+        if m.meeting_id and not (m.provider in ROOM_LINK_PROVIDERS and m.meeting_id in (m.join_url or "")):
             rows.append(Detail("meeting_id", "Meeting ID", m.meeting_id))
         if m.password:
             rows.append(Detail("password", "Password", m.password))
@@ -177,6 +182,14 @@ def session_details(session: SessionView, audience: str = "customer") -> list[De
     rows.append(Detail("info", "Conferencing info", session.conferencing_info_url, True))
     rows.append(Detail("manage", "Cancel or reschedule", session.manage_url, True))
     return rows
+
+
+def without_count(name: str, sessions: int) -> str:
+    """An event type's name without a trailing mention of its number of sessions ("Coaching
+    package, 3 sessions" -> "Coaching package"), for lines that state the number themselves."""
+    pattern = rf"\s*(?:[,:;\-\u2013\u2014]\s*|\(\s*){int(sessions)}\s+sessions?\s*\)?\s*$"
+    bare = re.sub(pattern, "", name or "", flags=re.IGNORECASE)
+    return bare or name
 
 
 def safe_url(url: str) -> str:
@@ -199,7 +212,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         local_datetime=local_datetime, local_range=local_range, session_time=session_time,
-        money=money, safe_url=safe_url, one_line=one_line,
+        money=money, safe_url=safe_url, one_line=one_line, without_count=without_count,
     )
     env.globals.update(policy_lines=policy_lines, session_details=session_details, provider_name=provider_name)
     return env

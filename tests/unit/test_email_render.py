@@ -234,7 +234,7 @@ def test_cancellation_notice_lists_the_cancelled_sessions_and_the_refund():
         spec = specs[kind]
         assert "Session 3 of 10" in spec.text and "Session 4 of 10" in spec.text
         assert "Session 5 of 10" not in spec.text and "Session 5 of 10" not in spec.html
-        assert "Refund: $80.00" in spec.text and "$80.00" in spec.html
+        assert "Refund for this cancellation: $80.00" in spec.text and "$80.00" in spec.html
         assert "8 sessions are still booked" in spec.text
         assert spec.subject.startswith("Cancelled: 2 sessions")
         (ics,) = spec.attachments
