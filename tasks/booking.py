@@ -78,4 +78,4 @@ def compensate_booking(self, booking_id: str) -> None:
         if is_transient(exc) and self.request.retries < COMPENSATE_RETRIES:
             raise self.retry(exc=exc, countdown=backoff(min(self.request.retries, 6)), max_retries=COMPENSATE_RETRIES)
         log.warning("compensation of %s gives up on what still fails: %s", booking_id, exc, exc_info=True)
-        _compensate(container(), booking_id, give_up=exc)
+        TASKS[self.name].fn(container(), booking_id, give_up=exc)
