@@ -8,6 +8,7 @@ what changed and the money moved (or "we are still working on it" with a refresh
 """
 from __future__ import annotations
 
+import threading
 import time
 from datetime import date
 from functools import lru_cache
@@ -34,6 +35,10 @@ TAB_NAMES = {"keep": "Keep", "cancel": "Cancel", "reschedule": "Reschedule"}
 # How long the confirmation page waits for the worker before it says "still working on it".
 CHANGE_WAIT_SECONDS = 10.0
 CHANGE_POLL_SECONDS = 0.25
+# At most this many confirmation pages wait for the worker at once (each holds a thread of the
+# pool every sync route shares): more answer at once with "still working on it" and a refresh link,
+# so one valid link asked forty times cannot starve every other page.
+CHANGE_WAITERS = threading.BoundedSemaphore(8)
 
 
 @lru_cache(maxsize=1)
@@ -200,11 +205,15 @@ def change_page(request: Request, token: str, change_id: str, tz: str | None = N
         raise HTTPException(status_code=404)
     zone = _zone(tz, view)
     limit = CHANGE_WAIT_SECONDS if wait is None else max(0.0, min(float(wait), CHANGE_WAIT_SECONDS))
-    deadline = time.monotonic() + limit
     summary = change_summary(c, view.booking.id, change_id)
-    while summary.state in ("queued", "applied") and time.monotonic() < deadline:
-        time.sleep(CHANGE_POLL_SECONDS)
-        summary = change_summary(c, view.booking.id, change_id)
+    if summary.state in ("queued", "applied") and limit > 0 and CHANGE_WAITERS.acquire(blocking=False):
+        try:
+            deadline = time.monotonic() + limit
+            while summary.state in ("queued", "applied") and time.monotonic() < deadline:
+                time.sleep(CHANGE_POLL_SECONDS)
+                summary = change_summary(c, view.booking.id, change_id)
+        finally:
+            CHANGE_WAITERS.release()
     if summary.state != "queued":
         view = manage_view(c, view.selected_session_id)  # the package as the change left it
     refused = summary.error and {"kind": "refused", "heading": "Nothing was changed",

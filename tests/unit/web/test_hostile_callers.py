@@ -364,3 +364,20 @@ def test_a_malformed_query_is_a_plain_error_that_does_not_echo_it(two, client):
     key = make_key(c, "reader")
     r = client.get(f"/api/v1/pages/coach/slots", params={"from": "x", "to": "y", "tz": ["a", "b"]}, headers=bearer(key))
     assert r.status_code in (404, 422) and set(r.json()) == {"error"}
+
+
+def test_confirmation_pages_waiting_for_the_worker_are_bounded(two, client, monkeypatch):
+    """A valid link asked for a change that never comes must not hold every thread for 10 s each."""
+    import threading
+
+    from web import manage
+
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    busy = threading.BoundedSemaphore(1)
+    busy.acquire()  # every waiting slot taken by other requests
+    monkeypatch.setattr(manage, "CHANGE_WAITERS", busy)
+    started = time.monotonic()
+    r = client.get(f"/manage/{token}/changes/ch_never")
+    assert r.status_code == 200 and "still working" in r.text
+    assert time.monotonic() - started < 3
