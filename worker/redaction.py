@@ -117,18 +117,28 @@ def _booking_ids(task_name: str, args: Any, kwargs: dict, lookup: bool) -> list[
     return []
 
 
+@functools.lru_cache(maxsize=1)
+def _lookup_engine(database_url: str):
+    # Its own engine without a pool: this runs in the worker's consumer process, which forks the
+    # pool's processes; a pooled connection inherited by a child would be closed under the parent.
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(database_url, poolclass=NullPool)
+
+
 @functools.lru_cache(maxsize=4096)
 def _booking_of_session(session_id: str) -> str | None:
     # A session never changes booking, so the answer can be kept.
     try:
         from sqlalchemy import select
 
+        from core.wiring import get_container
         from models import Session
 
-        from core.wiring import get_container
-
-        with get_container().session_factory() as db:
-            return db.execute(select(Session.booking_id).where(Session.id == session_id)).scalar_one_or_none()
+        engine = _lookup_engine(get_container().settings.database_url)
+        with engine.connect() as conn:
+            return conn.execute(select(Session.booking_id).where(Session.id == session_id)).scalar_one_or_none()
     except Exception as exc:  # noqa: BLE001 - a report must never fail a task
         log.debug("no booking id for a session: %s", type(exc).__name__)
         return None
