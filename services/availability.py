@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone as _timezone
 from itertools import accumulate
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -267,6 +268,8 @@ def _format_clock(minute: int) -> str:
 
 def to_utc_iso(dt: datetime) -> str:
     """An aware datetime as '2026-12-07T14:00:00Z' (microseconds only when there are any)."""
+    if dt.__class__ is datetime and dt.tzinfo is UTC:
+        return dt.isoformat()[:-6] + "Z"  # '...+00:00' -> '...Z' in one call
     return _as_utc(dt, "time").replace(tzinfo=None).isoformat() + "Z"
 
 
@@ -315,6 +318,8 @@ def parse_instant(text: str, field: str = "slot") -> datetime:
 
 def _as_utc(dt: Any, name: str) -> datetime:
     """Aware datetime -> the same instant in UTC; naive datetimes are a caller bug we refuse loudly."""
+    if dt.__class__ is datetime and dt.tzinfo is UTC:
+        return dt  # already UTC (what the database and this module hand around): nothing to check
     if not isinstance(dt, datetime) or dt.tzinfo is None or dt.utcoffset() is None:
         raise InvalidInput(
             "invalid_time", f"{name} {dt!r} must be a timezone-aware datetime, like {EXAMPLE_INSTANT}"
@@ -409,8 +414,28 @@ def opening_windows(rules: SlotRules, day: date) -> list[OpenWindow]:
     ]
 
 
-def _window_grid(rules: SlotRules, window: OpenWindow) -> Iterator[datetime]:
+def _window_grid(rules: SlotRules, window: OpenWindow) -> list[datetime]:
     """The grid starts of one window whose whole slot fits inside it, in increasing order."""
+    span = window.end_minute - window.start_minute
+    if window.end - window.start == timedelta(minutes=span):
+        # Real time elapsed across the window equals its wall time: no clock change inside it
+        # (a change moves the two apart by its size; both bounds were read with fold=0, so a
+        # bound in a gap reads as the jump's instant and also shows up here). Then every grid
+        # wall time maps to the window's start plus the same minutes of real time, with no
+        # zone lookups per slot.
+        first = window.start
+        return [first + offset for offset in _grid_offsets(span - rules.duration_minutes, rules.interval_minutes)]
+    return list(_window_grid_by_wall(rules, window))
+
+
+@lru_cache(maxsize=256)
+def _grid_offsets(room: int, step: int) -> tuple[timedelta, ...]:
+    """0, step, 2*step, ... minutes up to `room` (the last start whose slot still fits)."""
+    return tuple(timedelta(minutes=m) for m in range(0, room + 1, step)) if room >= 0 else ()
+
+
+def _window_grid_by_wall(rules: SlotRules, window: OpenWindow) -> Iterator[datetime]:
+    """The grid of a window with a clock change inside it: each wall time read in the zone."""
     duration = timedelta(minutes=rules.duration_minutes)
     for minute in range(window.start_minute, window.end_minute, rules.interval_minutes):
         start = _wall_to_utc(_wall(window.day, minute), rules.zone)
@@ -426,8 +451,11 @@ def _window_grid(rules: SlotRules, window: OpenWindow) -> Iterator[datetime]:
 
 def _day_starts(rules: SlotRules, day: date) -> list[datetime]:
     """Every grid start of a local day, sorted, without duplicates from overlapping windows."""
+    windows = opening_windows(rules, day)
+    if len(windows) == 1:
+        return _window_grid(rules, windows[0])  # one window's grid is sorted and distinct
     starts: set[datetime] = set()
-    for window in opening_windows(rules, day):
+    for window in windows:
         starts.update(_window_grid(rules, window))
     return sorted(starts)
 
@@ -470,10 +498,10 @@ def candidate_starts(rules: SlotRules, window_start: datetime, window_end: datet
         return []
     starts: list[datetime] = []
     # Local days are visited in order and each day's starts lie inside that day, so the
-    # concatenation is already sorted and duplicate-free.
+    # concatenation is already sorted and duplicate-free; only its two ends need cutting.
     for day in _local_days(rules, low, high):
-        starts.extend(s for s in _day_starts(rules, day) if low <= s < high)
-    return starts
+        starts.extend(_day_starts(rules, day))
+    return starts[bisect_left(starts, low):bisect_left(starts, high)]
 
 
 class BusyIndex:
@@ -507,12 +535,38 @@ def free_slots(
     """Bookable starts in [window_start, window_end): on the grid, after the minimum notice, and
     whose block (with buffers) overlaps no busy interval. Sorted, aware UTC."""
     earliest = _as_utc(now, "now") + timedelta(minutes=rules.min_notice_minutes)
-    index = BusyIndex(busy)
-    return [
-        start
-        for start in candidate_starts(rules, window_start, window_end)
-        if start >= earliest and not index.overlaps(block_of(rules, start))
-    ]
+    candidates = candidate_starts(rules, window_start, window_end)
+    candidates = candidates[bisect_left(candidates, earliest):]
+    merged = _merge_busy(busy)
+    # One pass over the sorted candidates and the sorted, disjoint busy blocks: the blocks of
+    # successive candidates move forward in time, so a busy block that ends before one
+    # candidate's block begins can be passed for good.
+    before = timedelta(minutes=rules.buffer_before_minutes)
+    after = timedelta(minutes=rules.duration_minutes + rules.buffer_after_minutes)
+    free: list[datetime] = []
+    i, n = 0, len(merged)
+    for start in candidates:
+        block_start = start - before
+        while i < n and merged[i][1] <= block_start:
+            i += 1
+        if i < n and merged[i][0] < start + after:
+            continue
+        free.append(start)
+    return free
+
+
+def _merge_busy(busy: Iterable[Sequence[datetime]]) -> list[list[datetime]]:
+    """Busy intervals as UTC, empty ones dropped, sorted, overlapping or touching ones joined:
+    a block overlaps the union exactly when it overlaps one of the intervals."""
+    intervals = sorted(i for i in (_as_interval(b) for b in busy) if i[0] < i[1])
+    merged: list[list[datetime]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return merged
 
 
 def check_slot(rules: SlotRules, start: datetime, *, now: datetime, busy: Sequence[Interval]) -> None:

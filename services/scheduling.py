@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session as Db
 
 from models import ACTIVE_SESSION_STATES, BookingPage, EventType, Owner, Session
@@ -42,21 +42,38 @@ def split_target(target: str) -> tuple[str, str | None]:
 
 def resolve_offering(db: Db, page_slug: str, event_type_slug: str | None) -> Offering:
     """The page, event type and owner a request or query is about; clear errors otherwise."""
-    page = db.get(BookingPage, page_slug) if isinstance(page_slug, str) else None
-    if page is None:
+    if not isinstance(page_slug, str):
+        page_slug = None
+    # One round trip for the page, its owner and the event type asked for (the one with the
+    # empty slug on a page booked directly); the error paths below ask again for what they name.
+    row = None
+    if page_slug is not None:
+        et_join = and_(
+            EventType.page_slug == BookingPage.slug,
+            EventType.slug == (event_type_slug or ""),
+            or_(EventType.active.is_(True), BookingPage.has_event_types.is_(False)),
+        )
+        row = db.execute(
+            select(BookingPage, Owner, EventType)
+            .join(Owner, Owner.id == BookingPage.owner_id)
+            .outerjoin(EventType, et_join)
+            .where(BookingPage.slug == page_slug)
+        ).first()
+    if row is None:
         raise NotFound("unknown_booking_page", f"booking page {page_slug!r} does not exist; check the slug or run `sessionpack config apply`")
+    page, owner, et = row
     if page.has_event_types:
         if not event_type_slug:
             slugs = [s for (s,) in db.execute(select(EventType.slug).filter_by(page_slug=page.slug, active=True))]
             raise InvalidInput("event_type_required", f"booking page {page.slug!r} has event types; name one of: {', '.join(sorted(slugs))}")
-        et = db.execute(select(EventType).filter_by(page_slug=page.slug, slug=event_type_slug, active=True)).scalar_one_or_none()
         if et is None:
             raise NotFound("unknown_event_type", f"event type {event_type_slug!r} does not exist on booking page {page.slug!r}; check the slug")
     else:
         if event_type_slug:
             raise InvalidInput("unknown_event_type", f"booking page {page.slug!r} is booked directly and has no event types; leave event_type out")
-        et = db.execute(select(EventType).filter_by(page_slug=page.slug, slug="")).scalar_one()
-    return Offering(page=page, event_type=et, owner=db.get(Owner, page.owner_id))
+        if et is None:
+            et = db.execute(select(EventType).filter_by(page_slug=page.slug, slug="")).scalar_one()
+    return Offering(page=page, event_type=et, owner=owner)
 
 
 def slot_rules(page: BookingPage, et: EventType) -> SlotRules:

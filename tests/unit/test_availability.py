@@ -790,3 +790,115 @@ def test_ninety_days_with_ten_thousand_busy_intervals():
     assert 0 < len(free) < len(candidates)
     for slot in free[:: max(1, len(free) // 50)]:
         check_slot(rules, slot, now=start, busy=busy)
+
+
+# ------------------------------------------------------------------------------------------------
+# property: the one-pass engine answers what the per-slot reference answers
+# ------------------------------------------------------------------------------------------------
+#
+# The reference below is the engine as it was before the one-pass version (kept here as the
+# oracle): every grid wall time read in the zone on its own (fold=0, gap times skipped), every
+# candidate's block checked against every busy interval. The engine now maps a window's grid
+# linearly from its start when no clock change falls inside it and walks the sorted busy blocks
+# once; both must give exactly the same instants.
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from services.availability import hours_for  # noqa: E402
+
+
+def _reference_wall_to_utc(day, minute, zone):
+    wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+    instant = wall.replace(tzinfo=zone).astimezone(UTC)
+    return instant if instant.astimezone(zone).replace(tzinfo=None) == wall else None
+
+
+def reference_candidates(rules, low, high):
+    low, high = low.astimezone(UTC), high.astimezone(UTC)
+    if high <= low:
+        return []
+    zone = ZoneInfo(rules.timezone)
+    duration = timedelta(minutes=rules.duration_minutes)
+    out = []
+    day, last = low.astimezone(zone).date(), high.astimezone(zone).date()
+    while day <= last:
+        starts = set()
+        for window in opening_windows(rules, day):
+            for minute in range(window.start_minute, window.end_minute, rules.interval_minutes):
+                start = _reference_wall_to_utc(day, minute, zone)
+                if start is None or start < window.start:
+                    continue
+                if start + duration > window.end:
+                    break
+                starts.add(start)
+        out.extend(s for s in sorted(starts) if low <= s < high)
+        day += timedelta(days=1)
+    return out
+
+
+def reference_free(rules, low, high, *, now, busy):
+    earliest = now.astimezone(UTC) + timedelta(minutes=rules.min_notice_minutes)
+    busy = [(s.astimezone(UTC), e.astimezone(UTC)) for s, e in busy]
+    return [s for s in reference_candidates(rules, low, high)
+            if s >= earliest and not any(blocks_overlap(block_of(rules, s), b) for b in busy)]
+
+
+# The spring and autumn changes of New York (2026-03-08, 2026-11-01) and Berlin (2026-03-29,
+# 2026-10-25), Lord Howe's half-hour ones, and a plain summer day.
+ORACLE_ANCHORS = [z(t) for t in ("2026-03-08T06:00", "2026-11-01T05:00", "2026-03-29T01:00", "2026-10-25T01:00",
+                                 "2026-04-05T00:00", "2026-10-04T00:00", "2026-07-01T00:00", "2027-03-14T07:00")]
+
+
+@st.composite
+def oracle_scenarios(draw):
+    anchor = draw(st.sampled_from(ORACLE_ANCHORS))
+    window_start = anchor + timedelta(minutes=draw(st.integers(-3 * 24 * 60, 24 * 60)))
+    window_end = window_start + timedelta(minutes=draw(st.integers(0, 5 * 24 * 60)))
+    zone = draw(st.sampled_from(["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "UTC", "Asia/Kolkata"]))
+    rules = SlotRules(
+        timezone=zone,
+        weekly={day: draw(day_hours()) for day in ALL_DAYS},
+        exceptions={(anchor + timedelta(days=draw(st.integers(-2, 2)))).date(): draw(day_hours())},
+        duration_minutes=draw(st.sampled_from([5, 15, 25, 30, 45, 60, 90, 240])),
+        slot_interval_minutes=draw(st.sampled_from([None, 5, 7, 10, 15, 20, 30, 45, 60, 90])),
+        min_notice_minutes=draw(st.sampled_from([0, 1, 30, 240, 1440])),
+        buffer_before_minutes=draw(st.sampled_from([0, 5, 10, 60])),
+        buffer_after_minutes=draw(st.sampled_from([0, 7, 15, 120])),
+    )
+    now = window_start + timedelta(minutes=draw(st.integers(-2 * 24 * 60, 2 * 24 * 60)))
+    busy = []
+    for _ in range(draw(st.integers(0, 40))):
+        start = window_start + timedelta(minutes=draw(st.integers(-24 * 60, 5 * 24 * 60)))
+        busy.append((start, start + timedelta(minutes=draw(st.integers(-5, 6 * 60)))))
+    # Busy times may come in any offset (a calendar feed's, for example).
+    if busy and draw(st.booleans()):
+        berlin = ZoneInfo("Europe/Berlin")
+        busy = [(s.astimezone(berlin), e) for s, e in busy]
+    return rules, window_start, window_end, now, busy
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(oracle_scenarios())
+def test_property_one_pass_engine_matches_the_per_slot_reference(scenario):
+    rules, window_start, window_end, now, busy = scenario
+    assert candidate_starts(rules, window_start, window_end) == reference_candidates(rules, window_start, window_end)
+    free = free_slots(rules, window_start, window_end, now=now, busy=busy)
+    assert free == reference_free(rules, window_start, window_end, now=now, busy=busy)
+    assert all(s.tzinfo is UTC for s in free)
+
+
+@pytest.mark.parametrize("zone, day", [
+    ("America/New_York", date(2026, 3, 8)), ("America/New_York", date(2026, 11, 1)),
+    ("Europe/Berlin", date(2026, 3, 29)), ("Europe/Berlin", date(2026, 10, 25)),
+])
+@pytest.mark.parametrize("hours", [("00:00", "24:00"), ("01:00", "04:00"), ("02:00", "06:00"), ("02:30", "02:45"),
+                                   ("01:15", "01:50"), ("03:00", "03:10")])
+@pytest.mark.parametrize("interval", [None, 15, 45])
+def test_dst_days_match_the_reference(zone, day, hours, interval):
+    rules = make_rules(tz=zone, hours=[hours], duration=30, slot_interval_minutes=interval, buffer_after_minutes=10)
+    low = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC)
+    high = low + timedelta(days=3)
+    busy = [(low + timedelta(hours=h), low + timedelta(hours=h, minutes=20)) for h in range(0, 72, 5)]
+    assert candidate_starts(rules, low, high) == reference_candidates(rules, low, high)
+    assert free_slots(rules, low, high, now=FAR_PAST, busy=busy) == reference_free(rules, low, high, now=FAR_PAST, busy=busy)
+    assert hours_for(rules, day)  # the day is open: the case is not vacuous
