@@ -195,9 +195,12 @@ def _day(text: str | None, name: str) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:10])
+        day = date.fromisoformat(text[:10])
     except ValueError:
+        day = None
+    if day is None or not 1900 <= day.year <= 9000:  # a day past either end of the calendar is no filter
         raise InvalidInput("invalid_date", f"{name} must be a date like 2026-12-07")
+    return day
 
 
 def _filters_from(params, owner: OwnerIdentity) -> tuple[stream.StreamFilters, dict[str, str]]:
@@ -208,7 +211,7 @@ def _filters_from(params, owner: OwnerIdentity) -> tuple[stream.StreamFilters, d
     since, until = _day(raw["from"], "from"), _day(raw["to"], "to")
     event_type = None
     if raw["event_type"]:
-        if not raw["event_type"].isdigit():
+        if not raw["event_type"].isdigit() or len(raw["event_type"]) > 9:
             raise InvalidInput("invalid_event_type", "choose an event type from the list")
         event_type = int(raw["event_type"])
     filters = stream.StreamFilters(

@@ -381,3 +381,11 @@ def test_confirmation_pages_waiting_for_the_worker_are_bounded(two, client, monk
     r = client.get(f"/manage/{token}/changes/ch_never")
     assert r.status_code == 200 and "still working" in r.text
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("query", [{"from": "9999-12-31", "to": "9999-12-31"}, {"from": "0001-01-01"},
+                                   {"to": "9999-12-31"}, {"event_type": "9" * 30}])
+def test_stream_filters_at_the_calendars_ends_are_refused_in_words(two, lee, query):
+    r = lee.get("/owner/activity", params=query)
+    assert r.status_code == 200
+    assert "must be a date like" in r.text or "choose an event type from the list" in r.text
