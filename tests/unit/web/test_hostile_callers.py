@@ -389,3 +389,34 @@ def test_stream_filters_at_the_calendars_ends_are_refused_in_words(two, lee, que
     r = lee.get("/owner/activity", params=query)
     assert r.status_code == 200
     assert "must be a date like" in r.text or "choose an event type from the list" in r.text
+
+
+def test_raw_broker_messages_cannot_act_as_admin_nor_stretch_a_customer_grant(two):
+    """What a frontend holding broker credentials could publish: `admin: true` without a grant,
+    the web's own customer grant with `admin` added or with another booking's session, a
+    refund with no grant: each refused, nothing changes."""
+    from services.lifecycle.requests import request_cancel
+
+    from .conftest import run_public
+
+    c, a, b = two
+    sid_a, sid_b = a["sessions"][0]["id"], b["sessions"][0]["id"]
+    name = "sessionpack.cancel_sessions"
+    assert run_public(c, name, {"session_ids": [sid_b], "admin": True})["error"]["code"] == "admin_grant_required"
+    assert run_public(c, "sessionpack.refund_booking", {"booking_id": b["id"], "amount": "150.00"}
+                      )["error"]["code"] == "admin_grant_required"
+    # A genuine customer grant, caught on its way (the outbox row), then bent.
+    from models import TaskOutbox
+
+    request_cancel(c, [sid_a], tokens=[make_manage_token(c.settings.secret_key, sid_a)])
+    with c.session_factory() as db:
+        row = db.execute(select(TaskOutbox).where(TaskOutbox.task_name == name)).scalars().all()[-1]
+        kwargs = dict(row.kwargs)
+        db.delete(row)
+        db.commit()
+    assert kwargs["grant"].startswith("g1.customer.")
+    assert run_public(c, name, {**kwargs, "admin": True})["error"]["code"] == "admin_grant_required"
+    assert run_public(c, name, {**kwargs, "session_ids": [sid_b], "booking_id": b["id"]})["error"]["code"] == "invalid_grant"
+    assert run_public(c, name, {**kwargs, "refund": False})["error"]["code"] == "invalid_grant"
+    drain(c)
+    assert statuses(c, a["id"]) == ["confirmed"] * 3 and statuses(c, b["id"]) == ["confirmed"] * 3
