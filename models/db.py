@@ -22,6 +22,10 @@ def make_engine(database_url: str, *, clock: Callable[[], datetime] | None = Non
     of a booking's sessions then run under the database's single write lock, which is SQLite's
     equivalent of PostgreSQL's exclusion constraint.
     """
+    # A database error's message never repeats the statement's values: they may hold a customer's
+    # name and email, a task message's grant or a request body, and the message reaches logs,
+    # task results and Flower.
+    kwargs.setdefault("hide_parameters", True)
     if clock is not None:
         kwargs["execution_options"] = {**kwargs.get("execution_options", {}), "clock": clock}
     if database_url.startswith("sqlite"):
