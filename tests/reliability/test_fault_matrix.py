@@ -117,7 +117,7 @@ def request(c, payment_method: str = "pm_card_visa", days: int = 3, hhmm: str = 
 def check(c) -> list[str]:
     """The invariants, with Stripe's view from localstripe itself (not through the proxy)."""
     clean = c.settings.replace(stripe_api_base=c.stripe_base)
-    view = type("View", (), {"session_factory": c.session_factory, "settings": clean})()
+    view = type("View", (), {"session_factory": c.session_factory, "read": c.read, "settings": clean})()
     return check_invariants(view, stripe=c.stripe_base, provider_peer=c.zoom)
 
 
