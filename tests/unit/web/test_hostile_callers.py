@@ -420,3 +420,20 @@ def test_raw_broker_messages_cannot_act_as_admin_nor_stretch_a_customer_grant(tw
     assert run_public(c, name, {**kwargs, "refund": False})["error"]["code"] == "invalid_grant"
     drain(c)
     assert statuses(c, a["id"]) == ["confirmed"] * 3 and statuses(c, b["id"]) == ["confirmed"] * 3
+
+
+def test_a_csrf_secret_planted_by_a_sibling_subdomain_is_not_honoured(two):
+    """Cookie tossing: evil.example.com sets `sp_csrf=KNOWN` for the parent domain, having asked
+    our site for a token over KNOWN itself. On https the secret lives in `__Host-sp_csrf`, which
+    no other host can set, so the planted pair is refused."""
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    planted = "K" * 40
+    attacker = TestClient(create_app(c), base_url="https://testserver", cookies={"sp_csrf": planted})
+    attacker_page = attacker.get(f"/manage/{token}?tab=cancel")
+    known_token = csrf_of(attacker_page.text)
+    victim = TestClient(create_app(c), base_url="https://testserver", cookies={"sp_csrf": planted})
+    r = victim.post(f"/manage/{token}/cancel", data={"session_ids": [a["sessions"][0]["id"]], "csrf_token": known_token})
+    assert r.status_code == 400
+    assert "__Host-sp_csrf=" in attacker_page.headers["set-cookie"]
+    assert statuses(c, a["id"]) == ["confirmed"] * 3

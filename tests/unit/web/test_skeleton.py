@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from services.tokens import make_token
 from web.app import create_app
-from web.csrf import COOKIE, csrf_form
+from web.csrf import SECURE_COOKIE, csrf_form
 from web.templating import render
 
 
@@ -83,7 +83,7 @@ def test_csrf_double_submit(container):
     client = TestClient(_form_app(container), base_url="https://testserver")
     assert client.post("/form", data={"x": "1"}).status_code == 400  # no token, no cookie
     token = client.get("/token").text
-    assert COOKIE in client.cookies
+    assert SECURE_COOKIE in client.cookies  # https: the __Host- name
     assert client.post("/form", data={"x": "1", "csrf_token": token}).json() == {"ok": "1"}
     assert client.post("/form", data={"x": "1", "csrf_token": token + "x"}).status_code == 400
     other = TestClient(_form_app(container), base_url="https://testserver")  # another browser: its own cookie
