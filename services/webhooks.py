@@ -63,6 +63,11 @@ USER_AGENT = "sessionpack-webhooks/1"
 # -- the configuration ----------------------------------------------------------------------------
 
 
+# Environment variables that hold sessionpack's own secrets (a receiver of webhooks signed with one
+# would hold it): never a webhook's signing secret.
+PROCESS_SECRETS = frozenset({"SECRET_KEY", "DATABASE_URL", "BROKER_URL", "FLOWER_BASIC_AUTH"})
+
+
 def check_endpoints(endpoints: Any, where: str) -> list[str]:
     """Problems with a page's `webhooks` list (for `config apply`), each naming the setting."""
     problems: list[str] = []
@@ -86,6 +91,10 @@ def check_endpoints(endpoints: Any, where: str) -> list[str]:
                 or not all(ch.isalnum() or ch == "_" for ch in env) or len(env) > 200:
             problems.append(f"{at}.secret_env must name an environment variable (like 'DANA_WEBHOOK_SECRET'), "
                             f"not {env!r}")
+        elif env.upper() in PROCESS_SECRETS or env.upper().startswith(("STRIPE_", "ZOOM_", "WEBEX_", "GOTO_", "SMTP_")):
+            # The receiver must hold the signing secret: it would then hold one of ours.
+            problems.append(f"{at}.secret_env names {env}, one of sessionpack's own secrets; give the endpoint a "
+                            "secret of its own (like 'DANA_WEBHOOK_SECRET')")
         events = ep.get("events")
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
             problems.append(f"{at}.events must list one or more of: {', '.join(EVENT_TYPES)}")
