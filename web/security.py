@@ -93,7 +93,7 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send) -> None:
-    body = json.dumps({"error": {"code": "request_too_large",
+    body = json.dumps({"error": {"code": "body_too_large",
                                  "message": f"the request body is larger than {MAX_BODY_BYTES} bytes"}}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

@@ -437,3 +437,11 @@ def test_a_csrf_secret_planted_by_a_sibling_subdomain_is_not_honoured(two):
     assert r.status_code == 400
     assert "__Host-sp_csrf=" in attacker_page.headers["set-cookie"]
     assert statuses(c, a["id"]) == ["confirmed"] * 3
+
+
+def test_a_body_over_either_limit_gets_the_same_error_code(two, client):
+    c = two[0]
+    key = make_key(c, "sizes")
+    for size in (70_000, 400_000):  # over the API's 64 KB; over the app's 256 KB
+        r = client.post("/api/v1/bookings", headers=bearer(key), content=b"{" + b" " * size + b"}")
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", size
