@@ -68,7 +68,8 @@ def create_app(container=None, *, routers: list[str] | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_pages(app)
-    # Outermost last: the size limit runs before anything reads the body.
-    app.add_middleware(SecurityHeaders)
+    # Outermost last: the security headers wrap every answer (the size limit's 413 too); the size
+    # limit still runs before anything reads the body.
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -8,6 +8,11 @@ import re
 _TOKEN_PATH = re.compile(r"^(/(?:manage|meeting|room|api/v1/manage)/)[^/?#\s]+")
 
 
+def is_token_path(path: str) -> bool:
+    """Whether the path carries a secret (a customer token or a builtin room's id)."""
+    return _TOKEN_PATH.match(path) is not None
+
+
 def redact_path(path: str) -> str:
     return _TOKEN_PATH.sub(r"\1[token]", path)
 

@@ -15,14 +15,17 @@ HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
 ]
+DEFAULT_HEADERS = [(b"referrer-policy", b"same-origin")]
+TOKEN_PATH_HEADERS = [(b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 # Large enough for any booking request or provider webhook, small enough to refuse a flood.
 MAX_BODY_BYTES = 256 * 1024
 
 
 class SecurityHeaders:
     """Adds CSP, nosniff and frame denial to every HTTP response (a route's own values win).
-    Every response also defaults to `Referrer-Policy: same-origin`; token pages set
-    `no-referrer` and `Cache-Control: no-store` themselves (web.templating.mark_token_page)."""
+    Every response also defaults to `Referrer-Policy: same-origin`; whatever answers on a path
+    holding a secret (web.logs.is_token_path) gets `no-referrer` and `Cache-Control: no-store`
+    (token pages also set them themselves: web.templating.mark_token_page)."""
 
     def __init__(self, app):
         self.app = app
@@ -30,12 +33,17 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        from .logs import is_token_path
+
+        # Whatever answers on a secret address (a page, its redirects, the API's manage calls, an
+        # error from a middleware) is never cached and never leaks the address in a Referer.
+        extra = TOKEN_PATH_HEADERS if is_token_path(scope.get("path", "")) else DEFAULT_HEADERS
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in HEADERS + [(b"referrer-policy", b"same-origin")]:
+                for name, value in HEADERS + extra:
                     if name not in present:
                         headers.append((name, value))
                 message = {**message, "headers": headers}

@@ -445,3 +445,20 @@ def test_a_body_over_either_limit_gets_the_same_error_code(two, client):
     for size in (70_000, 400_000):  # over the API's 64 KB; over the app's 256 KB
         r = client.post("/api/v1/bookings", headers=bearer(key), content=b"{" + b" " * size + b"}")
         assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", size
+
+
+def test_every_answer_on_a_secret_address_is_no_store_and_no_referrer(two, client):
+    c, a, _ = two
+    sid = a["sessions"][0]["id"]
+    token = make_manage_token(c.settings.secret_key, sid)
+    key = make_key(c, "nostore")
+    csrf = csrf_of(client.get(f"/manage/{token}?tab=cancel").text)
+    answers = [client.get(f"/api/v1/manage/{token}", headers=bearer(key)),
+               client.post(f"/manage/{token}/cancel", data={"session_ids": [sid], "csrf_token": csrf}),  # 303
+               client.post(f"/manage/{token}/cancel", content=b"x" * 300_000,
+                           headers={"content-type": "application/x-www-form-urlencoded"})]  # 413
+    assert [r.status_code for r in answers] == [200, 303, 413]
+    for r in answers:
+        assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer", r.status_code
+    # elsewhere the default stays
+    assert client.get("/owner/login").headers["referrer-policy"] == "same-origin"
