@@ -12,14 +12,16 @@ from .base import container, retry_transient
 @accepting
 def approve_booking(self, c, ok: Accepted) -> str | dict:
     """Approve a request awaiting approval (`booking_id`); needs an admin grant (tasks/args.py)."""
-    return retry_transient(self, booking.approve_booking, c, ok.args.booking_id)
+    return retry_transient(self, booking.approve_booking, c, ok.args.booking_id,
+                           actor=ok.actor or "admin")
 
 
 @app.task(name="sessionpack.decline_booking", bind=True, acks_late=True, typing=False)
 @accepting
 def decline_booking(self, c, ok: Accepted) -> str | dict:
     """Decline a request awaiting approval (`booking_id`, `reason`); needs an admin grant."""
-    return retry_transient(self, booking.decline_booking, c, ok.args.booking_id, ok.args.reason)
+    return retry_transient(self, booking.decline_booking, c, ok.args.booking_id, ok.args.reason,
+                           actor=ok.actor or "admin")
 
 
 @app.task(name="sessionpack.expire_approval_requests", bind=True, acks_late=True)

@@ -38,6 +38,10 @@ Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(max_length=2000)]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
 GrantText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Who acted as the administrator (services/lifecycle/access.py ADMIN_ACTOR): `admin`,
+# `owner:<id>`, `apikey:<name>`. Only with an admin grant, which binds it like every argument.
+ActorText = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                             pattern=r"^(admin|(owner|apikey):[A-Za-z0-9_.:~@+-]{1,57})$")]
 MAX_REQUEST_BYTES = 64 * 1024
 
 
@@ -49,6 +53,7 @@ class TaskArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     change_id: Key | None = None
     grant: GrantText | None = None
+    actor: ActorText | None = None
 
 
 class CancelArgs(TaskArgs):
@@ -123,6 +128,12 @@ class Accepted:
     admin: bool  # an admin grant was verified
     customer_granted: bool = False  # a customer grant stands in for the tokens
 
+    @property
+    def actor(self) -> str | None:
+        """Who acted as the administrator, as the edge named them under the admin grant (None:
+        `admin`, the CLI's --admin); never anything for a customer's message."""
+        return self.args.actor if self.admin else None
+
     def tokens_for(self, c, session_ids: list[str]) -> list[str] | None:
         """The manage tokens of sessions a customer grant covers (the worker makes them itself: the
         edge checked the customer's, and no token travelled on the queue); else the message's."""
@@ -178,6 +189,9 @@ def authorize(c, task_name: str, kwargs: dict, parsed: TaskArgs) -> tuple[bool, 
     if wants_admin:
         verify_grant(key, task_name, kwargs, now=now, role="admin", code="admin_grant_required")
         return True, False
+    if parsed.actor is not None:
+        raise InvalidInput("invalid_request", "actor names the administrator, and comes only with an admin grant; "
+                                              "nothing was changed")
     if parsed.grant is not None:
         if getattr(parsed, "tokens", None) or getattr(parsed, "token", None):
             raise InvalidInput("conflicting_authorization", "a message carries either a customer grant or the "

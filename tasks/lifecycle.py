@@ -66,7 +66,7 @@ def cancel_sessions(self, c, ok: Accepted) -> dict:
     a = ok.args
     return _change(self, lifecycle.cancel_sessions, change_key=ok.change_key, session_ids=a.ids,
                    tokens=ok.tokens_for(c, a.ids) or a.tokens, admin=ok.admin, refund=a.refund and not a.no_refund,
-                   reason=a.reason)
+                   reason=a.reason, actor=ok.actor)
 
 
 @app.task(name="sessionpack.reschedule_session", typing=False, **TASK)
@@ -79,7 +79,7 @@ def reschedule_session(self, c, ok: Accepted) -> dict:
     token = granted[0] if granted else a.token
     give_up = functools.partial(lifecycle.give_up_reschedule, session_id=a.session_id, token=token, admin=ok.admin)
     return _change(self, lifecycle.reschedule_session, give_up, change_key=ok.change_key, session_id=a.session_id,
-                   new_start_iso=a.to, token=token, admin=ok.admin)
+                   new_start_iso=a.to, token=token, admin=ok.admin, actor=ok.actor)
 
 
 @app.task(name="sessionpack.refund_booking", typing=False, **TASK)
@@ -89,7 +89,7 @@ def refund_booking(self, c, ok: Accepted) -> dict:
     caller's `refund_id` is the refund's idempotency key."""
     a = ok.args
     return _change(self, lifecycle.refund_booking, change_key=ok.change_key, booking_id=a.booking_id,
-                   amount_text=a.amount, admin=ok.admin, reason=a.reason)
+                   amount_text=a.amount, admin=ok.admin, reason=a.reason, actor=ok.actor)
 
 
 def _internal(name: str):

@@ -477,6 +477,13 @@ async def manage_reschedule(token: str, request: Request, c=Depends(get_containe
     return _change(change)
 
 
+def _actor(who) -> str:
+    """How the activity stream names an admin key's changes: `apikey:<key name>`."""
+    from services.lifecycle.access import admin_actor
+
+    return admin_actor("apikey", who.name)
+
+
 def _change(change) -> JSONResponse:
     return JSONResponse({"change_id": str(change), "booking_id": change.booking_id}, status_code=202,
                         headers={"Location": f"{PREFIX}/bookings/{change.booking_id}"})
@@ -495,7 +502,7 @@ async def admin_cancel(session_id: str, request: Request, c=Depends(get_containe
     _, page = _page_of_session(c, session_id)
     _covers(who, page)
     change = await _call(request_cancel, c, [session_id], admin=True, refund=body.refund, reason=body.reason,
-                         change_id=body.change_id)
+                         change_id=body.change_id, actor=_actor(who))
     return _change(change)
 
 
@@ -508,7 +515,8 @@ async def admin_reschedule(session_id: str, request: Request, c=Depends(get_cont
     body = await _parse(request, AdminRescheduleBody)
     _, page = _page_of_session(c, session_id)
     _covers(who, page)
-    change = await _call(request_reschedule, c, session_id, body.to, admin=True, change_id=body.change_id)
+    change = await _call(request_reschedule, c, session_id, body.to, admin=True, change_id=body.change_id,
+                         actor=_actor(who))
     return _change(change)
 
 
@@ -520,7 +528,8 @@ async def admin_refund(booking_id: str, request: Request, c=Depends(get_containe
     _admin(who)
     body = await _parse(request, RefundBody)
     _covers(who, _page_of_booking(c, booking_id))
-    change = await _call(request_refund, c, booking_id, body.amount, reason=body.reason, refund_id=body.refund_id)
+    change = await _call(request_refund, c, booking_id, body.amount, reason=body.reason, refund_id=body.refund_id,
+                         actor=_actor(who))
     return _change(change)
 
 
@@ -532,7 +541,8 @@ async def admin_approve(booking_id: str, request: Request, c=Depends(get_contain
     _admin(who)
     body = await _parse(request, DecisionBody) if (await request.body()).strip() else DecisionBody()
     _covers(who, _page_of_booking(c, booking_id))
-    return _change(await _call(request_approve, c, booking_id, change_id=body.change_id))
+    return _change(await _call(request_approve, c, booking_id, change_id=body.change_id,
+                                       actor=_actor(who)))
 
 
 @router.post("/bookings/{booking_id}/decline", status_code=202, response_model=ChangeResponse, responses=ERRORS,
@@ -543,7 +553,8 @@ async def admin_decline(booking_id: str, request: Request, c=Depends(get_contain
     _admin(who)
     body = await _parse(request, DecisionBody) if (await request.body()).strip() else DecisionBody()
     _covers(who, _page_of_booking(c, booking_id))
-    return _change(await _call(request_decline, c, booking_id, reason=body.reason, change_id=body.change_id))
+    return _change(await _call(request_decline, c, booking_id, reason=body.reason, change_id=body.change_id,
+                                       actor=_actor(who)))
 
 
 # -- the OpenAPI document -----------------------------------------------------------------------------------

@@ -476,18 +476,19 @@ def submit(request: Request, booking_id: str, form=Depends(csrf_form), c=Depends
     reason = (str(form.get("reason") or "").strip() or None)
     # Chosen by the confirmation page: the same form posted twice is one change.
     key = str(form.get("change_id") or "")[:80] or owner_changes.new_change_id(str(action))
+    actor = owner_changes.actor_of_owner(owner.id)  # the activity stream says which owner acted
     try:
         if action == "cancel":
             change_id = owner_changes.cancel(c, booking_id, _ids(form), refund=form.get("with_refund") == "yes",
-                                             reason=reason, change_id=key)
+                                             reason=reason, change_id=key, actor=actor)
         elif action == "reschedule":
             change_id = owner_changes.reschedule(c, booking_id, str(form.get("session_id") or "")[:40],
-                                                 str(form.get("to") or "")[:40], change_id=key)
+                                                 str(form.get("to") or "")[:40], change_id=key, actor=actor)
         elif action == "refund":
             change_id = owner_changes.refund(c, booking_id, str(form.get("amount") or "")[:40], reason=reason,
-                                             change_id=key)
+                                             change_id=key, actor=actor)
         elif action in ("approve", "decline"):
-            change_id = owner_changes.decide(c, booking_id, action, reason=reason, change_id=key)
+            change_id = owner_changes.decide(c, booking_id, action, reason=reason, change_id=key, actor=actor)
         else:
             raise HTTPException(status_code=400)
     except ServiceError as exc:

@@ -34,24 +34,33 @@ def sessions_of_booking(c, booking_id: str, session_ids: list[str]) -> None:
         raise InvalidInput("not_this_booking", "Those sessions are not this booking's.")
 
 
-def cancel(c, booking_id: str, session_ids: list[str], *, refund: bool, reason: str | None, change_id: str) -> str:
+def actor_of_owner(owner_id: str) -> str:
+    """How the activity stream names the signed-in owner: `owner:<owner id>`."""
+    from services.lifecycle.access import admin_actor
+
+    return admin_actor("owner", owner_id)
+
+
+def cancel(c, booking_id: str, session_ids: list[str], *, refund: bool, reason: str | None, change_id: str,
+           actor: str | None = None) -> str:
     sessions_of_booking(c, booking_id, session_ids)
-    return str(edge.request_cancel(c, session_ids, admin=True, refund=refund, reason=reason, change_id=change_id))
+    return str(edge.request_cancel(c, session_ids, admin=True, refund=refund, reason=reason, change_id=change_id,
+                                   actor=actor))
 
 
-def reschedule(c, booking_id: str, session_id: str, to: str, *, change_id: str) -> str:
+def reschedule(c, booking_id: str, session_id: str, to: str, *, change_id: str, actor: str | None = None) -> str:
     sessions_of_booking(c, booking_id, [session_id])
-    return str(edge.request_reschedule(c, session_id, to, admin=True, change_id=change_id))
+    return str(edge.request_reschedule(c, session_id, to, admin=True, change_id=change_id, actor=actor))
 
 
-def refund(c, booking_id: str, amount: str, *, reason: str | None, change_id: str) -> str:
-    return str(edge.request_refund(c, booking_id, amount, reason=reason, refund_id=change_id, admin=True))
+def refund(c, booking_id: str, amount: str, *, reason: str | None, change_id: str, actor: str | None = None) -> str:
+    return str(edge.request_refund(c, booking_id, amount, reason=reason, refund_id=change_id, admin=True, actor=actor))
 
 
-def decide(c, booking_id: str, decision: str, *, reason: str | None, change_id: str) -> str:
+def decide(c, booking_id: str, decision: str, *, reason: str | None, change_id: str, actor: str | None = None) -> str:
     if decision == "approve":
-        return str(edge.request_approve(c, booking_id, change_id=change_id))
-    return str(edge.request_decline(c, booking_id, reason=reason, change_id=change_id))
+        return str(edge.request_approve(c, booking_id, change_id=change_id, actor=actor))
+    return str(edge.request_decline(c, booking_id, reason=reason, change_id=change_id, actor=actor))
 
 
 @dataclass(frozen=True)

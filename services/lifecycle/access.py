@@ -6,6 +6,7 @@ stored, or repeated in an error message.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
@@ -27,9 +28,37 @@ PAST_TENSE = {"cancel": "cancelled", "reschedule": "rescheduled"}
 AFTER_CANCEL = {"cancel": "cancelled twice", "reschedule": "rescheduled"}
 
 
-def actor_of(admin: bool) -> str:
-    """The activity stream's name for who acted."""
-    return "admin" if admin else "customer"
+# Who acted as the administrator, as the activity stream names them: `admin` (the CLI's --admin),
+# `owner:<owner id>` (the owner console), `apikey:<key name>` (an admin API key). The edge names
+# it; it travels as the task's `actor` argument, bound by the admin grant like every argument.
+ADMIN_ACTOR = re.compile(r"^(admin|(owner|apikey):[A-Za-z0-9_.:~@+-]{1,57})$")
+MAX_ACTOR_LENGTH = 64
+
+
+def admin_actor(kind: str, name: str) -> str:
+    """`owner:<id>` or `apikey:<name>`; a name too long for the stream's 64 characters keeps its
+    first 48 and a short hash of the whole, so two names never read the same."""
+    import hashlib
+
+    actor = f"{kind}:{name}"
+    if len(actor) > MAX_ACTOR_LENGTH or not ADMIN_ACTOR.match(actor):
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        safe = re.sub(r"[^A-Za-z0-9_.:~@+-]", "_", name)[:48]
+        actor = f"{kind}:{safe}~{digest}"
+    return actor
+
+
+def actor_of(admin: bool, actor: str | None = None) -> str:
+    """The activity stream's name for who acted: the administrator's `actor` when one is named
+    (see ADMIN_ACTOR), else `admin`; `customer` for the customer."""
+    if not admin:
+        return "customer"
+    return actor if isinstance(actor, str) and ADMIN_ACTOR.match(actor) else "admin"
+
+
+def by_admin(actor: str) -> bool:
+    """Whether an activity actor is the administrator (any of ADMIN_ACTOR's forms)."""
+    return isinstance(actor, str) and bool(ADMIN_ACTOR.match(actor))
 
 
 def _check_request(session_ids: Sequence[str], tokens: Sequence[str] | None, admin: bool) -> list[str]:

@@ -88,8 +88,10 @@ def preview_cancel(c, session_ids: Sequence[str], tokens: Sequence[str] | None =
 
 
 def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None = None, admin: bool = False,
-                    refund: bool = True, reason: str | None = None, *, change_key: str) -> dict:
-    """Cancel sessions of one booking as the customer (one token per session) or the admin.
+                    refund: bool = True, reason: str | None = None, *, change_key: str,
+                    actor: str | None = None) -> dict:
+    """Cancel sessions of one booking as the customer (one token per session) or the admin
+    (`actor`: who, as the activity stream names them, see `access.actor_of`).
 
     Returns {"booking_id", "cancelled", "refund_cents", "change_key", "replayed"}. Running it
     again with the same `change_key` changes nothing. Raises the errors of `authorize_sessions`,
@@ -98,7 +100,7 @@ def cancel_sessions(c, session_ids: Sequence[str], tokens: Sequence[str] | None 
     then has "withdrawn": True), or refused with `withdraw_whole_request` when not all of its
     sessions are named.
     """
-    actor = actor_of(admin)
+    actor = actor_of(admin, actor)
     with recording_refusals(c, "cancel", change_key, actor=actor, session_ids=session_ids):
         reason = clean_reason(reason)
         with c.uow() as uow:

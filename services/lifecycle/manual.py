@@ -33,18 +33,18 @@ def preview_refund(c, booking_id: str, amount_text, admin: bool = True, reason: 
 
 
 def refund_booking(c, booking_id: str, amount_text, admin: bool = True, reason: str | None = None, *,
-                   change_key: str) -> dict:
+                   change_key: str, actor: str | None = None) -> dict:
     """Refund `amount_text` (e.g. "12.50") of a booking. More than is refundable (captured + fees
     - refunded, counting refunds still on their way) is refused with `refund_exceeds_refundable`
     and nothing moves; zero, negative or malformed amounts are InvalidInput. The customer is
     emailed once the refund has reached Stripe. Returns {"booking_id", "amount_cents", ...}."""
-    with recording_refusals(c, "refund", change_key, actor=actor_of(admin), booking_id=booking_id):
+    with recording_refusals(c, "refund", change_key, actor=actor_of(admin, actor), booking_id=booking_id):
         reason = clean_reason(reason)
         with c.uow() as uow:
             if isinstance(booking_id, str) and begin_change(uow, change_key, booking_id=booking_id):
                 return {"booking_id": booking_id, "change_key": change_key, "replayed": True}
             booking, amount = check_refund(uow.db, booking_id, amount_text, admin)
-            parts = plan_refund(uow, booking, amount, change_key, actor=actor_of(admin), reason=reason)
+            parts = plan_refund(uow, booking, amount, change_key, actor=actor_of(admin, actor), reason=reason)
             enqueue_refund(uow, booking.id, parts, notify=True, change_key=change_key, reason=reason)
             uow.commit()
             return {"booking_id": booking.id, "amount_cents": amount, "change_key": change_key, "replayed": False}

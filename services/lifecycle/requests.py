@@ -22,6 +22,11 @@ with `change_status`.
     # -> {"change_id", "booking_id", "state": "queued"|"applied"|"done"|"refused",
     #     "error": None | {"code", "message"}, "booking_status": "..."}
 
+`actor` names who acted as the administrator in the activity stream (`owner:<id>` for the owner
+console, `apikey:<name>` for an admin API key; `access.admin_actor` makes one); None is `admin`
+(the CLI's --admin). It travels as the task's `actor` argument, so the admin grant binds it: a
+message whose actor was changed on the broker is refused. A customer's request never has one.
+
 `admin=True` means the caller has authenticated the booking page administrator (the CLI's
 `--admin` run by whoever holds SECRET_KEY, the owner console's login, an `--admin` API key):
 these functions cannot check that themselves. Customers are checked here: their tokens must be
@@ -77,8 +82,22 @@ def _key(value: str | None, what: str, kind: str = "change") -> str:
     return value
 
 
+def _actor(actor: str | None, admin: bool) -> str | None:
+    """The administrator's name for the message (None: `admin`); refused for a customer."""
+    from .access import ADMIN_ACTOR
+
+    if actor is None or actor == "admin":
+        return None
+    if admin is not True:
+        raise InvalidInput("invalid_request", "only the administrator's change names an actor")
+    if not isinstance(actor, str) or not ADMIN_ACTOR.match(actor):
+        raise InvalidInput("invalid_actor", "actor is admin, owner:<id> or apikey:<name> (at most 64 characters)")
+    return actor
+
+
 def _send(c, task_name: str, kwargs: dict[str, Any], *, role: str) -> None:
-    """The message, with its grant, in the task outbox: one unit of work, sent after commit."""
+    """The message, with its grant, in the task outbox: one unit of work, sent after commit.
+    The grant is bound to every argument, the administrator's `actor` included."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs["grant"] = make_grant(c.settings.secret_key, task_name, kwargs, role=role, now=c.clock(),
                                  ttl_minutes=c.settings.grant_ttl_minutes)
@@ -88,40 +107,43 @@ def _send(c, task_name: str, kwargs: dict[str, Any], *, role: str) -> None:
 
 
 def request_cancel(c, session_ids: Sequence[str], *, tokens: Sequence[str] | None = None, admin: bool = False,
-                   refund: bool = True, reason: str | None = None, change_id: str | None = None) -> ChangeId:
+                   refund: bool = True, reason: str | None = None, change_id: str | None = None,
+                   actor: str | None = None) -> ChangeId:
     """Cancel sessions of one booking, as the customer (`tokens`, one per session, same order) or
     the administrator (`admin=True`, no policy window; `refund=False` cancels without refund).
     A request awaiting approval is withdrawn as a whole. Raises what `preview_cancel` raises.
     `plan`: {"booking_id", "session_ids", "refund_cents", "currency", "withdraw"}."""
     from .cancel import preview_cancel
 
+    actor = _actor(actor, admin)
     ids = [session_ids] if isinstance(session_ids, str) else list(session_ids or [])
     toks = ([tokens] if isinstance(tokens, str) else list(tokens)) if tokens else None
     plan = preview_cancel(c, ids, toks, admin is True, refund, reason)
     key = _key(change_id, "change_id")
     _send(c, CANCEL_TASK, {"session_ids": ids, "booking_id": plan["booking_id"], "admin": True if admin is True else None,
-                           "refund": bool(refund), "reason": reason, "change_id": key},
+                           "refund": bool(refund), "reason": reason, "change_id": key, "actor": actor},
           role="admin" if admin is True else "customer")
     return ChangeId(key, plan["booking_id"], plan)
 
 
 def request_reschedule(c, session_id: str, to: str, *, token: str | None = None, admin: bool = False,
-                       change_id: str | None = None) -> ChangeId:
+                       change_id: str | None = None, actor: str | None = None) -> ChangeId:
     """Move one session to `to` (ISO 8601 with an offset), as the customer (`token`; the policy's
     fee is charged by the worker) or the administrator (no window, no fee). Raises what
     `preview_reschedule` raises. `plan`: {"booking_id", "session_id", "start", "fee_cents", "currency"}."""
     from .reschedule import preview_reschedule
 
+    actor = _actor(actor, admin)
     plan = preview_reschedule(c, session_id, to, token=token, admin=admin is True)
     key = _key(change_id, "change_id")
     _send(c, RESCHEDULE_TASK, {"session_id": session_id, "to": to, "booking_id": plan["booking_id"],
-                               "admin": True if admin is True else None, "change_id": key},
+                               "admin": True if admin is True else None, "change_id": key, "actor": actor},
           role="admin" if admin is True else "customer")
     return ChangeId(key, plan["booking_id"], plan)
 
 
 def request_refund(c, booking_id: str, amount: str, *, reason: str | None = None, refund_id: str | None = None,
-                   admin: bool = True) -> ChangeId:
+                   admin: bool = True, actor: str | None = None) -> ChangeId:
     """Refund `amount` ("12.50") of a booking, as the administrator (the only one who may).
     `refund_id` is the idempotency key (the same one refunds once); None makes a new refund.
     The change id is `rf-<refund_id>`. `plan`: {"booking_id", "amount_cents", "currency", "refund_id"}."""
@@ -129,10 +151,11 @@ def request_refund(c, booking_id: str, amount: str, *, reason: str | None = None
 
     if admin is not True:
         raise InvalidInput("admin_required", "manual refunds are made by the booking page's administrator")
+    actor = _actor(actor, True)
     plan = preview_refund(c, booking_id, amount, admin=True, reason=reason)
     refund_id = _key(refund_id, "refund_id") if refund_id is not None else secrets.token_hex(12)
     _send(c, REFUND_TASK, {"booking_id": booking_id, "amount": amount, "admin": True, "reason": reason,
-                           "refund_id": refund_id}, role="admin")
+                           "refund_id": refund_id, "actor": actor}, role="admin")
     return ChangeId(f"rf-{refund_id}", booking_id, {**plan, "refund_id": refund_id})
 
 
@@ -145,23 +168,27 @@ def _check_awaiting(c, booking_id: str) -> None:
         load_awaiting(uow, booking_id, allow=())
 
 
-def request_approve(c, booking_id: str, *, change_id: str | None = None) -> ChangeId:
+def request_approve(c, booking_id: str, *, change_id: str | None = None, actor: str | None = None) -> ChangeId:
     """Approve a request awaiting approval (administrator). Raises `unknown_booking` or
     `not_awaiting_approval` now; the booking workflow then runs to confirmation."""
+    actor = _actor(actor, True)
     _check_awaiting(c, booking_id)
     key = _key(change_id, "change_id", "approve")
-    _send(c, APPROVE_TASK, {"booking_id": booking_id, "change_id": key}, role="admin")
+    _send(c, APPROVE_TASK, {"booking_id": booking_id, "change_id": key, "actor": actor}, role="admin")
     return ChangeId(key, booking_id, {"booking_id": booking_id, "kind": "approve"})
 
 
-def request_decline(c, booking_id: str, *, reason: str | None = None, change_id: str | None = None) -> ChangeId:
+def request_decline(c, booking_id: str, *, reason: str | None = None, change_id: str | None = None,
+                    actor: str | None = None) -> ChangeId:
     """Decline a request awaiting approval (administrator): slots released, the customer told."""
     from .changes import clean_reason
 
+    actor = _actor(actor, True)
     clean_reason(reason)
     _check_awaiting(c, booking_id)
     key = _key(change_id, "change_id", "decline")
-    _send(c, DECLINE_TASK, {"booking_id": booking_id, "reason": reason, "change_id": key}, role="admin")
+    _send(c, DECLINE_TASK, {"booking_id": booking_id, "reason": reason, "change_id": key, "actor": actor},
+          role="admin")
     return ChangeId(key, booking_id, {"booking_id": booking_id, "kind": "decline"})
 
 

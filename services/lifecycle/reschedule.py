@@ -109,14 +109,14 @@ def preview_reschedule(c, session_id: str, new_start_iso: str, token: str | None
 
 
 def reschedule_session(c, session_id: str, new_start_iso: str, token: str | None = None, admin: bool = False, *,
-                       change_key: str) -> dict:
+                       change_key: str, actor: str | None = None) -> dict:
     """Move a session to `new_start_iso`, charging the policy's fee first (customer only).
 
     Returns {"booking_id", "session_id", "start", "fee_cents", "change_key", "replayed"}. Raises
     the booking-time slot errors (`slot_unavailable`, ...), `policy_forbids`, `too_late_to_reschedule`,
     `fee_declined` or the errors of `authorize_sessions`; each refusal is recorded.
     """
-    actor = actor_of(admin)
+    actor = actor_of(admin, actor)
     with recording_refusals(c, "reschedule", change_key, actor=actor, session_ids=[session_id]):
         with c.uow() as uow:
             if begin_change(uow, change_key, session_ids=[session_id]):

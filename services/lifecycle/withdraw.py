@@ -27,6 +27,7 @@ from ..errors import OperationFailed
 from ..money import format_amount
 from ..notifications import compose
 from ..notifications.outbox import queue_emails
+from .access import by_admin
 
 FAILURE_CODE = "withdrawn"
 
@@ -45,7 +46,7 @@ def check_whole_request(booking: Booking, sessions: Sequence[Session]) -> None:
 
 
 def failure_message(actor: str, reason: str | None) -> str:
-    who = "the administrator" if actor == "admin" else "the customer"
+    who = "the administrator" if by_admin(actor) else "the customer"
     message = f"{who} withdrew the request before the owner decided"
     return f"{message}: {reason}" if reason else message
 
@@ -69,6 +70,6 @@ def apply_withdrawal(uow, c, plan, *, actor: str, reason: str | None, change_key
                change=change_key)
     db.flush()
     view = booking_view(db, booking, c.settings)
-    queue_emails(uow, compose.request_withdrawn(view, reason, by_admin=actor == "admin"), booking_id=booking.id)
+    queue_emails(uow, compose.request_withdrawn(view, reason, by_admin=by_admin(actor)), booking_id=booking.id)
     return {"booking_id": booking.id, "cancelled": ids, "refund_cents": 0, "withdrawn": True,
             "change_key": change_key, "replayed": False}

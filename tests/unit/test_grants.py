@@ -127,3 +127,55 @@ def test_submit_booking_takes_one_request_object(args, kwargs):
         parse_submit(args, kwargs)
     assert parse_submit(({"request_id": "r"},), {}) == {"request_id": "r"}
     assert parse_submit((), {"request": {"request_id": "r"}}) == {"request_id": "r"}
+
+
+# -- who acted as the administrator (the `actor` argument, bound by the admin grant) -------------
+
+
+def test_the_grant_binds_the_administrators_actor():
+    """The owner console names the owner; a message whose actor was bent on the broker (another
+    owner, a bare `admin`, or the actor dropped) no longer matches its grant."""
+    args = {**ARGS, "actor": "owner:kim"}
+    message = signed(args)
+    assert verify_grant(KEY, TASK, message, now=NOW, role="admin").admin
+    for bent in ({**message, "actor": "owner:lee"}, {**message, "actor": "admin"},
+                 {k: v for k, v in message.items() if k != "actor"}):
+        with pytest.raises(GrantRefused) as err:
+            verify_grant(KEY, TASK, bent, now=NOW, role="admin")
+        assert err.value.code == "admin_grant_required"
+    # and the reverse: an actor added to a message granted without one
+    with pytest.raises(GrantRefused):
+        verify_grant(KEY, TASK, {**signed(), "actor": "owner:kim"}, now=NOW, role="admin")
+
+
+def test_actor_is_typed_and_only_for_the_administrator():
+    from tasks.args import authorize
+
+    assert parse(TASK, **ARGS, actor="apikey:web-frontend").actor == "apikey:web-frontend"
+    for junk in ("root", "owner:", "owner:kim lee", "apikey:" + "k" * 60, 7, "customer"):
+        with pytest.raises(InvalidInput):
+            parse(TASK, **ARGS, actor=junk)
+
+    class C:  # authorize needs only the key and the clock
+        settings = type("S", (), {"secret_key": KEY})()
+        clock = staticmethod(lambda: NOW)
+
+    cancel = {"session_ids": ["ss_a"], "actor": "owner:kim"}
+    cancel["grant"] = make_grant(KEY, "sessionpack.cancel_sessions", cancel, role="customer", now=NOW)
+    with pytest.raises(InvalidInput, match="only with an admin grant"):
+        authorize(C(), "sessionpack.cancel_sessions", cancel, parse("sessionpack.cancel_sessions", **cancel))
+    admin = {**ARGS, "actor": "owner:kim"}
+    admin["grant"] = make_grant(KEY, TASK, admin, role="admin", now=NOW)
+    assert authorize(C(), TASK, admin, parse(TASK, **admin)) == (True, False)
+
+
+def test_admin_actor_names_fit_the_stream():
+    from services.lifecycle.access import actor_of, admin_actor
+
+    assert admin_actor("owner", "kim") == "owner:kim"
+    assert admin_actor("apikey", "web-frontend") == "apikey:web-frontend"
+    long_a, long_b = admin_actor("apikey", "k" * 99 + "a"), admin_actor("apikey", "k" * 99 + "b")
+    assert len(long_a) <= 64 and long_a != long_b and long_a.startswith("apikey:kkk")
+    assert admin_actor("owner", "kim lee").startswith("owner:kim_lee~")
+    assert actor_of(True) == "admin" and actor_of(True, "owner:kim") == "owner:kim"
+    assert actor_of(False, "owner:kim") == "customer" and actor_of(True, "root") == "admin"
