@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     calendar_busy_cache_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
     broker_visibility_timeout: float = 600.0
+    # How often a worker on the embedded SQLite broker polls its queue while it is empty
+    # (worker/embedded_broker.py): each hop of a booking waits half of it on average.
+    broker_polling_interval: float = Field(0.1, gt=0, le=60)
     # The orphan-meeting sweep (services/conferencing/reconcile.py) waits this long after a
     # troubled conferencing step (longer than a create can take to land: HTTP timeout and
     # retries), then sweeps its sessions each tick for this many hours.

@@ -13,6 +13,7 @@ from core import wiring
 from core.settings import Settings
 
 from . import broker_resilience  # noqa: F401  (keeps the worker alive across a Redis restart, see there)
+from . import embedded_broker
 from . import logging as _json_logs  # noqa: F401  (connects the JSON log format to Celery's signals)
 from .beat import beat_schedule
 
@@ -34,7 +35,8 @@ def celery_config(settings: Settings) -> dict:
         task_send_sent_event=True,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=broker_transport_options(settings.broker_url, settings.broker_visibility_timeout),
+        broker_transport_options=broker_transport_options(settings.broker_url, settings.broker_visibility_timeout,
+                                                          settings.broker_polling_interval),
         # Messages survive a broker restart: persistent (RabbitMQ writes them to disk; its queues,
         # Celery's default included, are declared durable), and on Redis as its AOF allows.
         task_default_delivery_mode="persistent",
@@ -47,16 +49,18 @@ def celery_config(settings: Settings) -> dict:
     )
 
 
-def broker_transport_options(broker_url: str, visibility_timeout: float) -> dict:
+def broker_transport_options(broker_url: str, visibility_timeout: float, polling_interval: float = 0.1) -> dict:
     """Per transport: Redis gives an unacknowledged task back after `visibility_timeout` (a worker
     that died); RabbitMQ confirms each publish (a message the CLI or the outbox handed over is on
-    the broker before they go on); the SQLite transport hands its options to create_engine, so it
-    gets none."""
+    the broker before they go on); the embedded SQLite broker polls every `polling_interval`
+    seconds while its queue is empty (worker/embedded_broker.py; kombu's default is 1 s)."""
     scheme = broker_url.split(":", 1)[0].lower()
     if scheme in ("redis", "rediss"):
         return {"visibility_timeout": visibility_timeout}
     if scheme in ("amqp", "amqps", "pyamqp"):
         return {"confirm_publish": True}
+    if scheme.startswith(("sqla+", "sqlalchemy+")):
+        return {"polling_interval": polling_interval}
     return {}
 
 
@@ -73,5 +77,6 @@ def make_app(settings: Settings | None = None) -> Celery:
     return app
 
 
+embedded_broker.register()
 app = make_app()
 wiring.use_celery_app(lambda: app)

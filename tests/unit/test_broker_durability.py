@@ -18,10 +18,28 @@ def test_rabbitmq_gets_durable_queues_persistent_messages_and_publisher_confirms
     assert app.amqp.queues[app.conf.task_default_queue].durable is True
 
 
-def test_redis_gets_its_visibility_timeout_and_the_embedded_broker_no_options(tmp_path):
+def test_redis_gets_its_visibility_timeout_and_the_embedded_broker_its_polling_interval(tmp_path):
     redis = app_for(tmp_path, "redis://127.0.0.1:6379/0")
     assert redis.conf.broker_transport_options == {"visibility_timeout": 600.0}
-    assert app_for(tmp_path, f"sqla+sqlite:///{tmp_path / 'b.db'}").conf.broker_transport_options == {}
+    assert app_for(tmp_path, f"sqla+sqlite:///{tmp_path / 'b.db'}").conf.broker_transport_options == {"polling_interval": 0.1}
+
+
+def test_the_embedded_broker_polls_at_its_interval_and_keeps_it_out_of_create_engine(tmp_path):
+    """kombu's SQLAlchemy channel hands every transport option to create_engine(), which refuses
+    polling_interval; worker/embedded_broker.py's channel keeps it for the transport alone."""
+    from kombu.transport.sqlalchemy import Transport as KombuTransport
+
+    from worker.embedded_broker import Transport
+
+    app = make_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
+                                 broker_url=f"sqla+sqlite:///{tmp_path / 'b.db'}", broker_polling_interval=0.25))
+    with app.connection_for_write() as conn:
+        assert isinstance(conn.transport, Transport) and issubclass(Transport, KombuTransport)
+        assert conn.transport.polling_interval == 0.25
+        with conn.SimpleQueue("lean-test") as queue:  # a real round trip through the SQLite file
+            queue.put({"n": 1})
+            assert queue.get(timeout=5).payload == {"n": 1}
+        assert conn.default_channel.session.bind.url.database == str(tmp_path / "b.db")
 
 
 def test_beat_keeps_its_schedule_in_the_var_dir(tmp_path):
