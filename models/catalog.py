@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, false
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, clock_now
@@ -23,6 +23,9 @@ class Owner(Base):
     # password; None until `sessionpack owner set-password`. A site admin sees every page.
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     site_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The console's session generation: in every signed-in browser's cookie; signing out and a new
+    # password add one, which ends every cookie issued before (a copied cookie included).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(default=clock_now, onupdate=clock_now)
 
 

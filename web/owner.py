@@ -110,7 +110,7 @@ def _signed_in(request: Request, c) -> OwnerIdentity | None:
         return None
     if not isinstance(data, dict):
         return None
-    return accounts.load_identity(c, data.get("o"), data.get("s", ""))
+    return accounts.load_identity(c, data.get("o"), data.get("s", ""), data.get("g"))
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -176,13 +176,16 @@ def login(request: Request, form=Depends(csrf_form), c=Depends(get_container)):
         return _page(request, "login.html", None, {"page_title": "Sign in", "next": target, "login": login_name,
                                                     "error": "The owner or the password is wrong."}, status_code=401)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, _serializer(c).dumps({"o": who.id, "s": who.stamp}), max_age=SESSION_MAX_AGE,
+    response.set_cookie(COOKIE, _serializer(c).dumps({"o": who.id, "s": who.stamp, "g": who.generation}), max_age=SESSION_MAX_AGE,
                         httponly=True, secure=_secure(c), samesite="lax", path="/owner")
     return response
 
 
 @router.post("/logout")
 def logout(request: Request, form=Depends(csrf_form), c=Depends(get_container)):
+    who = _signed_in(request, c)
+    if who is not None:  # ends this session on the server too: a copy of the cookie is signed out
+        accounts.end_sessions(c, who.id)
     response = RedirectResponse("/owner/login", status_code=303)
     response.delete_cookie(COOKIE, path="/owner", httponly=True, secure=_secure(c), samesite="lax")
     return response

@@ -43,6 +43,9 @@ class OwnerIdentity:
     # Changes with the password: a signed-in browser carries it, so a new password signs out
     # every other browser.
     stamp: str = ""
+    # The owner's session generation when this browser signed in (Owner.session_generation):
+    # signing out anywhere, or a new password, ends every session of an older generation.
+    generation: int = 0
 
 
 def password_stamp(password_hash: str | None) -> str:
@@ -53,7 +56,7 @@ def password_stamp(password_hash: str | None) -> str:
 
 def identity(owner: Owner) -> OwnerIdentity:
     return OwnerIdentity(owner.id, owner.name, owner.email, owner.timezone, bool(owner.site_admin),
-                         password_stamp(owner.password_hash))
+                         password_stamp(owner.password_hash), int(owner.session_generation or 0))
 
 
 class TooManyAttempts(OperationFailed):
@@ -87,6 +90,7 @@ def set_password(c, owner_id: str, password: str, *, site_admin: bool | None = N
         if owner is None:
             raise NotFound("unknown_owner", f"owner {owner_id!r} does not exist; owners come from `sessionpack config apply`")
         owner.password_hash = hash_password(password)
+        owner.session_generation = int(owner.session_generation or 0) + 1  # every browser signs in again
         if site_admin is not None:
             owner.site_admin = site_admin
         uow.record("owner.password_set", actor="admin", owner=owner_id, site_admin=bool(owner.site_admin))
@@ -189,11 +193,27 @@ def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: s
         return identity(owner)
 
 
-def load_identity(c, owner_id: str, stamp: str) -> OwnerIdentity | None:
-    """The signed-in owner as they are now; None when the owner is gone or their password has
-    changed since `stamp` was issued (which ends that browser's session)."""
+def load_identity(c, owner_id: str, stamp: str, generation: int | None = None) -> OwnerIdentity | None:
+    """The signed-in owner as they are now; None when the owner is gone, their password has
+    changed since `stamp` was issued, or the cookie's session `generation` is not the owner's
+    current one (they signed out, or set a new password, since): that browser's session is over."""
     with c.read() as db:
         owner = db.get(Owner, owner_id) if isinstance(owner_id, str) else None
         if owner is None or not owner.password_hash or password_stamp(owner.password_hash) != stamp:
             return None
+        if type(generation) is not int or generation != int(owner.session_generation or 0):
+            return None
         return identity(owner)
+
+
+def end_sessions(c, owner_id: str) -> None:
+    """Sign the owner out on the server: every cookie issued so far (this browser's, a copy of
+    it, other browsers') stops working. Recorded in the activity stream."""
+    from sqlalchemy import update
+
+    with c.uow() as uow:
+        done = uow.db.execute(update(Owner).where(Owner.id == owner_id).values(
+            session_generation=Owner.session_generation + 1))
+        if done.rowcount:
+            uow.record("owner.signed_out", actor=f"owner:{owner_id}"[:64], owner=owner_id)
+        uow.commit()

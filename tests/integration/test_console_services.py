@@ -142,10 +142,12 @@ def test_set_password_and_authenticate(world):
     with pytest.raises(OperationFailed) as unknown:
         accounts.authenticate(world, limiter, "lee", "whatever it is", "10.0.0.1")  # lee has no password
     assert unknown.value.code == "invalid_login"
-    stamp = accounts.authenticate(world, limiter, "kim", "correct horse battery", "10.0.0.2").stamp
-    assert accounts.load_identity(world, "kim", stamp) is not None
+    who = accounts.authenticate(world, limiter, "kim", "correct horse battery", "10.0.0.2")
+    stamp, generation = who.stamp, who.generation
+    assert accounts.load_identity(world, "kim", stamp, generation) is not None
+    assert accounts.load_identity(world, "kim", stamp) is None  # a cookie without its generation
     accounts.set_password(world, "kim", "another long password")
-    assert accounts.load_identity(world, "kim", stamp) is None  # a new password ends old sessions
+    assert accounts.load_identity(world, "kim", stamp, generation) is None  # a new password ends old sessions
 
 
 def test_login_rate_limited_per_owner_and_per_address(world):

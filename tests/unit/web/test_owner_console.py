@@ -90,6 +90,60 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_clears_it(client):
     assert client.get("/owner/activity", follow_redirects=False).status_code == 303
 
 
+def _cookie(response) -> str:
+    return re.search(r"sp_owner=([^;]+)", response.headers["set-cookie"]).group(1)
+
+
+def test_sign_out_ends_the_session_on_the_server(world):
+    """A copy of the cookie taken before signing out (another tab, a stolen copy) is signed out
+    too: the owner's session generation moved on; a fresh sign-in works again."""
+    browser = TestClient(create_app(world), base_url="https://testserver")
+    copied = _cookie(sign_in(browser))
+    other = TestClient(create_app(world), base_url="https://testserver")
+
+    def with_copy():
+        return other.get("/owner/activity", headers={"Cookie": f"sp_owner={copied}"}, follow_redirects=False)
+
+    assert with_copy().status_code == 200
+    out = browser.post("/owner/logout", data={"csrf_token": csrf(browser.get("/owner/activity").text)},
+                       follow_redirects=False)
+    assert out.status_code == 303
+    gone = with_copy()
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/owner/login")
+    again = TestClient(create_app(world), base_url="https://testserver")
+    fresh = _cookie(sign_in(again))
+    assert fresh != copied and again.get("/owner/activity", follow_redirects=False).status_code == 200
+    assert with_copy().status_code == 303  # the old one stays dead
+
+
+def test_a_new_password_signs_out_every_browser(world):
+    browser = TestClient(create_app(world), base_url="https://testserver")
+    sign_in(browser)
+    assert browser.get("/owner/activity", follow_redirects=False).status_code == 200
+    accounts.set_password(world, "kim", PASSWORD)  # even the same password: a new session generation
+    assert browser.get("/owner/activity", follow_redirects=False).status_code == 303
+
+
+def test_a_cookie_of_an_old_generation_or_none_is_signed_out(world):
+    """A cookie signed with SECRET_KEY but naming an older generation (or none, as cookies made
+    before this change did) does not sign in."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from models import Owner
+
+    with world.session_factory() as db:
+        owner = db.get(Owner, "kim")
+        stamp, generation = accounts.password_stamp(owner.password_hash), owner.session_generation
+    serializer = URLSafeTimedSerializer(world.settings.secret_key, salt="sessionpack/web/owner-session/v1")
+    browser = TestClient(create_app(world), base_url="https://testserver")
+    for payload, ok in (({"o": "kim", "s": stamp, "g": generation}, True),
+                        ({"o": "kim", "s": stamp, "g": generation - 1}, False),
+                        ({"o": "kim", "s": stamp}, False), ({"o": "kim", "s": stamp, "g": str(generation)}, False)):
+        status = browser.get("/owner/activity", headers={"Cookie": f"sp_owner={serializer.dumps(payload)}"},
+                             follow_redirects=False).status_code
+        assert status == (200 if ok else 303), payload
+
+
 def test_cookie_is_not_secure_on_plain_http(world):
     http = TestClient(create_app(world.__class__(settings=world.settings.__class__(
         **{**world.settings.__dict__, "public_base_url": "http://localhost:8000"}), clock=world.clock)))
