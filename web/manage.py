@@ -146,6 +146,33 @@ def cancel(request: Request, token: str, form=Depends(csrf_form), c=Depends(get_
     return RedirectResponse(f"/manage/{token}/changes/{change}?{urlencode({'tz': zone})}", status_code=303)
 
 
+@router.post("/manage/{token}/withdraw")
+def withdraw(request: Request, token: str, form=Depends(csrf_form), c=Depends(get_container)):
+    """Withdraw a request awaiting the owner's confirmation (manual booking mode), as a whole:
+    through `request_cancel` with the customer's tokens of every session, which the worker turns
+    into a withdrawal (services/lifecycle/withdraw.py). Nothing is paid before approval, so no
+    money moves."""
+    from services.lifecycle.requests import request_cancel
+
+    _, view = _load(request, token, c)
+    zone = _zone(form.get("tz"), view)
+    reason = str(form.get("reason") or "").strip()
+
+    def refuse(text: str, status: int = 409):
+        return _page(request, token, view, tab="keep", tz=zone, status_code=status, reason=reason,
+                     notice={"kind": "refused", "heading": "Nothing was withdrawn", "text": text})
+
+    if not view.awaiting_approval:
+        return refuse("There is no request waiting for the owner's confirmation to withdraw.")
+    ids = [s.id for s in view.sessions]
+    tokens = [make_manage_token(c.settings.secret_key, sid) for sid in ids]
+    try:
+        change = request_cancel(c, ids, tokens=tokens, reason=reason or None)
+    except ServiceError as exc:
+        return refuse(_plain(exc))
+    return RedirectResponse(f"/manage/{token}/changes/{change}?{urlencode({'tz': zone})}", status_code=303)
+
+
 @router.post("/manage/{token}/reschedule")
 def reschedule(request: Request, token: str, form=Depends(csrf_form), c=Depends(get_container)):
     from services.lifecycle.requests import request_reschedule

@@ -102,6 +102,12 @@ class ManageView:
     def reschedulable(self) -> list[SessionChoice]:
         return [s for s in self.sessions if s.can_reschedule]
 
+    @property
+    def awaiting_approval(self) -> bool:
+        """A request in manual booking mode that the owner has not decided yet: the customer may
+        withdraw it as a whole (services/lifecycle/withdraw.py)."""
+        return self.booking.status == "awaiting_approval"
+
 
 def _session(db, session_id: str) -> Session:
     session = db.get(Session, session_id)
@@ -285,6 +291,7 @@ class ChangeSummary:
     refunded_cents: int
     fee_cents: int
     fee_refunded: bool = False
+    withdrawn: bool = False  # the change withdrew a request awaiting approval
 
 
 def _cents(text: Any, currency: str) -> int:
@@ -316,6 +323,7 @@ def change_summary(c, booking_id: str, change_id: str) -> ChangeSummary:
                                          .order_by(Activity.id)).scalars()
                    if (a.details or {}).get("change") == change_id]
         cancelled, rescheduled = [], []
+        withdrawn = any(a.action == "booking.withdrawn" for a in entries)
         for a in entries:
             d = a.details or {}
             if a.action == "session.cancelled":
@@ -339,7 +347,7 @@ def change_summary(c, booking_id: str, change_id: str) -> ChangeSummary:
             error = None
     return ChangeSummary(state=state, error=error, cancelled=cancelled, rescheduled=rescheduled,
                          refunded_cents=moved["refund"], fee_cents=moved["fee"],
-                         fee_refunded=state == "refused" and moved["fee"] > 0)
+                         fee_refunded=state == "refused" and moved["fee"] > 0, withdrawn=withdrawn)
 
 
 

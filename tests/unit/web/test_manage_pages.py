@@ -246,3 +246,55 @@ def _first_session(c, booking_id: str) -> str:
 
     with c.session_factory() as db:
         return db.get(Booking, booking_id).sessions[0].id
+
+
+def test_a_request_awaiting_approval_can_be_withdrawn_from_the_page(web, client):
+    """Manual booking mode: the page says the request waits for the owner and offers "Withdraw
+    request" (CSRF); it goes through request_cancel with the customer's token, the worker's real
+    cancel task (grant checked) withdraws the whole request and frees the slot."""
+    from models import Activity, Booking
+    from services.booking import submit_booking
+    from services.booking.views import booking_object
+    from tests.support import apply_config, booking_request, daily_slots, drain, package_config
+    from tests.unit.web.conftest import csrf_of
+
+    cfg = package_config(1)
+    cfg["booking_pages"][0]["event_types"][0]["scheduling"]["booking_mode"] = "manual"
+    apply_config(web, cfg)
+    booking_id = submit_booking(web, booking_request(daily_slots(web.clock() + timedelta(days=3), 1)))
+    drain(web)
+    with web.session_factory() as db:
+        shown = booking_object(db, db.get(Booking, booking_id), web.settings)
+    assert shown["status"] == "awaiting_approval"
+    token = token_of(web, shown["sessions"][0])
+    html = page(client, token)
+    words = text_of(html)
+    assert "Your request is waiting for the owner's confirmation" in words
+    assert "Withdraw request" in words and f'action="/manage/{token}/withdraw"' in html
+    form = Form(html)
+    assert form.h1 == 1 and all(f["id"] in form.labels for f in form.fields)
+    # Without the CSRF token: refused, nothing queued.
+    assert client.post(f"/manage/{token}/withdraw", data={"reason": "x"}).status_code == 400
+    r = client.post(f"/manage/{token}/withdraw", data={"csrf_token": csrf_of(html), "reason": "found another time"})
+    assert r.status_code == 303, r.text
+    where = r.headers["location"]
+    assert where.startswith(f"/manage/{token}/changes/ch_")
+    drain(web)
+    done = text_of(client.get(where + "&wait=0").text)
+    assert "Your request was withdrawn" in done and "Nothing was charged" in done
+    with web.session_factory() as db:
+        after = booking_object(db, db.get(Booking, booking_id), web.settings)
+        actors = {a.actor for a in db.query(Activity).filter(Activity.booking_id == booking_id,
+                                                               Activity.action == "booking.withdrawn")}
+    assert after["status"] == "cancelled" and after["failure"]["code"] == "withdrawn" and actors == {"customer"}
+    # Nothing left to withdraw: the form is gone, a second post is refused in words.
+    again = page(client, token)
+    assert "Withdraw request" not in again
+    refused = client.post(f"/manage/{token}/withdraw", data={"csrf_token": csrf_of(html)})
+    assert refused.status_code == 409 and "Nothing was withdrawn" in refused.text
+
+
+def test_a_confirmed_booking_offers_no_withdrawal(web, client):
+    shown = book_package(web)
+    html = page(client, token_of(web, shown["sessions"][0]))
+    assert "Withdraw request" not in html and "waiting for the owner" not in html
