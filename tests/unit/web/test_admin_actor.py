@@ -76,3 +76,34 @@ def test_a_message_whose_actor_was_bent_is_refused_and_changes_nothing(web):
     assert "session.cancelled" not in actors and actors["request.refused"] == {"system"}
     assert run_public(web, name, kwargs)["cancelled"] == [s1]
     assert _actors(web, booking["id"])["session.cancelled"] == {"owner:kim"}
+
+
+def test_an_admin_api_key_is_named_and_the_cli_stays_admin(web, client):
+    from services import apikeys
+    from services.lifecycle.requests import request_cancel, request_refund
+    from tests.support import override_tasks
+    from tests.unit.web.conftest import run_public
+
+    override_tasks(web, {"sessionpack.refund_booking": lambda cc, **kw: run_public(cc, "sessionpack.refund_booking", kw)})
+    booking = book_package(web, 3)
+    with web.uow() as uow:
+        key = apikeys.create_key(uow, "ops-desk", [], True, now=web.clock())["key"]
+        uow.commit()
+    s1, s2 = booking["sessions"][0]["id"], booking["sessions"][1]["id"]
+    r = client.post(f"/api/v1/sessions/{s1}/cancel", headers={"Authorization": f"Bearer {key}"},
+                    json={"refund": False})
+    assert r.status_code == 202, r.text
+    r = client.post(f"/api/v1/bookings/{booking['id']}/refunds", headers={"Authorization": f"Bearer {key}"},
+                    json={"amount": "1.00", "refund_id": "api-1"})
+    assert r.status_code == 202, r.text
+    drain(web)
+    request_cancel(web, [s2], admin=True, refund=False)  # the CLI's --admin: no actor named
+    request_refund(web, booking["id"], "2.00", refund_id="cli-1")
+    drain(web)
+    with web.session_factory() as db:
+        rows = db.execute(select(Activity.action, Activity.session_id, Activity.actor, Activity.details)
+                          .where(Activity.booking_id == booking["id"])).all()
+    by_session = {sid: actor for action, sid, actor, _ in rows if action == "session.cancelled"}
+    assert by_session == {s1: "apikey:ops-desk", s2: "admin"}
+    refunds = {d.get("change"): actor for action, _, actor, d in rows if action == "refund.requested"}
+    assert refunds.get("rf-api-1") == "apikey:ops-desk" and refunds.get("rf-cli-1") == "admin", rows
