@@ -27,7 +27,7 @@ from services.console import accounts, money as money_service, scope, stream
 from services.console.accounts import OwnerIdentity
 from services.errors import InvalidInput, NotFound, ServiceError
 
-from . import owner_changes
+from . import owner_changes, owner_format  # noqa: F401 - registers the console's template filters
 from .csrf import csrf_form
 from .deps import client_address, get_container
 from .templating import render, templates
@@ -37,56 +37,6 @@ router = APIRouter(prefix="/owner")
 COOKIE = "sp_owner"
 SESSION_MAX_AGE = 12 * 3600
 PAGE_SIZE = 50
-
-
-# -- template filters ------------------------------------------------------------------------------
-
-
-def action_label(action: str) -> str:
-    """'session.cancelled' -> 'Session cancelled'."""
-    words = action.replace(".", " ").replace("_", " ").strip()
-    return words[:1].upper() + words[1:]
-
-
-def short_time(moment: datetime, zone: str) -> str:
-    """'Mon 7 Dec 2026, 09:00' in the zone."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
-
-
-def day_label(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B %Y}"
-
-
-def clock(moment: datetime, zone: str) -> str:
-    return f"{moment.astimezone(ZoneInfo(zone)):%H:%M}"
-
-
-def entry_summary(details: dict) -> str:
-    """A few words from an entry's details (amounts, codes, reasons), never a token."""
-    if not isinstance(details, dict):
-        return ""
-    parts = []
-    for key in ("amount", "refund", "fee", "code", "reason", "from", "to", "sessions"):
-        value = details.get(key)
-        if value not in (None, "", [], {}):
-            parts.append(f"{key} {value}"[:80])
-    return ", ".join(parts)
-
-
-def percent(value: float) -> str:
-    """50.0 -> '50 %', 12.5 -> '12.5 %'."""
-    return f"{value:g} %"
-
-
-def _iso_utc(moment: datetime) -> str:
-    from services.availability import to_utc_iso
-
-    return to_utc_iso(moment)
-
-
-templates.env.filters.update(action_label=action_label, short_time=short_time, day_label=day_label, clock=clock,
-                             entry_summary=entry_summary, iso_utc=_iso_utc, percent=percent)
 
 
 # -- the signed-in owner -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """No production module grows past about 500 lines unless its opening comment says why it is one
-piece ("on purpose"); migrations are exempt. The margin over 500 is for modules about to be split."""
+piece ("on purpose"); migrations are exempt. The small margin over 500 is the "about"."""
 from __future__ import annotations
 
 import ast
@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "cli", "worker", "web", "tasks", "services", "models")
-LIMIT = 600
+LIMIT = 520
 
 
 def test_long_modules_say_why_they_are_one_piece():
