@@ -69,7 +69,7 @@ def book(source: str, wait: float | None, first_free: bool) -> None:
     answer (persist, then publish): a broker that forgets it loses nothing, beat publishes it
     again. The same request_id with the same body answers the same booking; with another body,
     `request_id_reused` (exit 2)."""
-    from services.booking.intake import accept_booking_request, published
+    from services.booking.intake import accept_booking_request, publish_again, published
 
     data = read_json_or_yaml(source)
     c = container()
@@ -78,13 +78,16 @@ def book(source: str, wait: float | None, first_free: bool) -> None:
         data = _first_free(c, data)
         say(f"slots: {', '.join(data['slots'])}; request_id: {data['request_id']}")
     booking_id, status, created = accept_booking_request(c, data, source="cli")
-    if created and not published(c, booking_id):
+    unsent = created and not published(c, booking_id)
+    if unsent:
         say(f"the broker did not take the request now; it is stored as {booking_id} and will be sent once the "
-            "broker answers (beat's outbox sweep); check BROKER_URL and that the broker runs")
+            "broker answers (beat's outbox sweep, or this command while it waits); check BROKER_URL and that "
+            "the broker runs")
     if wait is None:
         emit({"booking_id": booking_id, "status": status})
         return
-    result = wait_for(c, booking_id, wait, lambda b: b.status != "pending")
+    nudge = (lambda: publish_again(c, booking_id)) if unsent else None
+    result = wait_for(c, booking_id, wait, lambda b: b.status != "pending", nudge=nudge)
     if result is None:
         say(f"booking {booking_id} is still pending after {wait:g}s; check later with `sessionpack show {booking_id}`")
         emit({"booking_id": booking_id, "status": "pending"})

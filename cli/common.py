@@ -109,14 +109,25 @@ class JsonErrorsGroup(click.Group):
             sys.exit(130)
 
 
-def wait_for(c, booking_id: str, seconds: float, settled) -> dict | None:
-    """Poll until `settled(status)`; the booking object, or None when time ran out."""
+def wait_for(c, booking_id: str, seconds: float, settled, nudge=None) -> dict | None:
+    """Poll until `settled(status)`; the booking object, or None when time ran out.
+
+    `nudge`, when given, is called about once a second until it returns True (e.g. publishing
+    again a request the broker refused at first)."""
     from models import Booking
     from services.booking.views import booking_object
 
     deadline = time.monotonic() + seconds
     delay = 0.05
+    next_nudge = time.monotonic()
     while True:
+        if nudge is not None and time.monotonic() >= next_nudge:
+            try:
+                if nudge():
+                    nudge = None
+            except Exception as exc:  # noqa: BLE001 - the broker may still be down: keep waiting
+                say(f"could not publish yet: {exc}")
+            next_nudge = time.monotonic() + 1.0
         with c.session_factory() as db:
             booking = db.get(Booking, booking_id)
             if booking is not None and settled(booking):

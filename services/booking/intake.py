@@ -167,16 +167,34 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
     return Accepted(booking_id, "pending", True)
 
 
+def _waiting_publications(db, booking_id: str) -> list[int]:
+    """Task-outbox rows of an accepted request's publication that have not reached the broker."""
+    request_id = db.execute(select(BookingRequest.request_id)
+                            .where(BookingRequest.booking_id == booking_id)).scalar_one_or_none()
+    if request_id is None:
+        return []
+    return list(db.execute(select(TaskOutbox.id).where(
+        TaskOutbox.task_name == START_BOOKING, TaskOutbox.dispatched_at.is_(None),
+        TaskOutbox.kwargs["request_id"].as_string() == request_id)).scalars())
+
+
 def published(c, booking_id: str) -> bool:
     """Whether an accepted request's first publication reached the broker (False: it waits in
     the task outbox for the sweep, e.g. while the broker is down)."""
     with c.read() as db:
-        request_id = db.execute(select(BookingRequest.request_id)
-                                .where(BookingRequest.booking_id == booking_id)).scalar_one_or_none()
-        waiting = db.execute(select(TaskOutbox.id).where(
-            TaskOutbox.task_name == START_BOOKING, TaskOutbox.dispatched_at.is_(None),
-            TaskOutbox.kwargs["request_id"].as_string() == request_id)).first()
-    return waiting is None
+        return not _waiting_publications(db, booking_id)
+
+
+def publish_again(c, booking_id: str) -> bool:
+    """Send an accepted request's publication that still waits in the task outbox (the broker
+    refused it when it was accepted); True once nothing waits. A caller that waits for its
+    booking (`sessionpack book --wait`) calls it, so its request does not depend on beat's
+    outbox sweep, which a setup without beat (the demo) does not run."""
+    with c.read() as db:
+        waiting = _waiting_publications(db, booking_id)
+    if waiting:
+        c.dispatch_tasks(waiting)
+    return published(c, booking_id)
 
 
 # -- the worker's side ---------------------------------------------------------------------------

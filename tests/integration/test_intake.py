@@ -248,3 +248,42 @@ def test_the_sweep_leaves_a_publication_the_broker_never_got_to_the_outbox(c, cl
     clock.now += timedelta(seconds=121)
     assert intake.republish_unclaimed(c, timedelta(seconds=120)) == {"republished": 0, "taken": 0}
     assert _outbox(c) == [(intake.START_BOOKING, {"request_id": req["request_id"]})]
+
+
+class _BrokerDownOnce:
+    """A Celery app stand-in whose broker refuses the first message, then takes every one."""
+
+    def __init__(self):
+        self.sent, self.refused = [], 0
+
+    def send_task(self, name, kwargs=None, **_options):
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionError("broker down")
+        self.sent.append((name, kwargs))
+
+
+def test_a_waiting_caller_publishes_again_what_the_broker_refused(c):
+    """`sessionpack book --wait` does not depend on beat's sweep (the demo runs none): while it
+    waits it sends again the publication the broker refused when the request was accepted."""
+    c.celery_app = _BrokerDownOnce()
+    req = _request(c)
+    answer = intake.accept_booking_request(c, req)
+    assert c.celery_app.refused == 1 and not intake.published(c, answer.booking_id)
+    assert intake.publish_again(c, answer.booking_id) is True
+    assert c.celery_app.sent == [(intake.START_BOOKING, {"request_id": req["request_id"]})]
+    assert intake.publish_again(c, answer.booking_id) is True  # nothing waits: nothing sent twice
+    assert len(c.celery_app.sent) == 1
+
+
+def test_the_cli_wait_nudges_until_the_publication_is_sent(c):
+    from cli.common import wait_for
+
+    calls = []
+
+    def nudge():
+        calls.append(1)
+        return len(calls) >= 2
+
+    assert wait_for(c, "bk_unknown", 2.5, lambda b: True, nudge=nudge) is None
+    assert len(calls) == 2  # about once a second, and not again once it succeeded
