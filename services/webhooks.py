@@ -24,12 +24,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from models import Booking, BookingPage, WebhookDelivery
 
 from .availability import to_utc_iso
 from .errors import InvalidInput
+from .outbox_claim import claim_and_send
 
 log = logging.getLogger("sessionpack.webhooks")
 
@@ -259,37 +260,8 @@ def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
     """Send due rows (the given ids, or every due one). Returns counts by outcome."""
     post = post or _post
     counts = {"delivered": 0, "retry": 0, "failed": 0}
-    claimed_so_far = 0
-    with container.session_factory() as db:
-        while claimed_so_far < limit:
-            now = container.clock()
-            due = or_(
-                (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now),
-                (WebhookDelivery.status == "sending") & (WebhookDelivery.next_attempt_at <= now - stale_after),
-            )
-            candidates = select(WebhookDelivery.id).where(due)
-            if ids is not None:
-                candidates = candidates.where(WebhookDelivery.id.in_(ids))
-            chunk = min(DELIVERY_CHUNK, limit - claimed_so_far)
-            candidates = candidates.order_by(WebhookDelivery.id).limit(chunk).scalar_subquery()
-            # Claimed with one conditional UPDATE (see the email outbox): no row is sent by two
-            # dispatchers at once.
-            claimed = db.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id.in_(candidates), due)
-                .values(status="sending", next_attempt_at=now, attempts=WebhookDelivery.attempts + 1)
-                .returning(WebhookDelivery.id)
-            ).scalars().all()
-            db.commit()
-            if not claimed:
-                break
-            claimed_so_far += len(claimed)
-            rows = db.execute(select(WebhookDelivery).where(WebhookDelivery.id.in_(claimed))
-                              .order_by(WebhookDelivery.id)).scalars().all()
-            for row in rows:
-                _send_one(container, row, counts, post)
-                db.commit()
-            if len(claimed) < chunk:
-                break
+    claim_and_send(container, WebhookDelivery, lambda row, now: _send_one(container, row, counts, post),
+                   ids=ids, limit=limit, chunk_size=DELIVERY_CHUNK, stale_after=stale_after)
     return counts
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from models import OutboxEmail
 
 from ..errors import InvalidInput, PermanentError
+from ..outbox_claim import claim_and_send
 
 log = logging.getLogger("sessionpack.outbox")
 SEND_TASK = "sessionpack.send_emails"
@@ -79,39 +80,9 @@ def deliver(container, ids: list[int] | None = None, *, limit: int = 200,
     Transient failures put the row back with exponential backoff; a permanent refusal or
     too many attempts marks it failed (visible in `doctor`)."""
     counts = {"sent": 0, "retry": 0, "failed": 0}
-    claimed_so_far = 0
-    with container.session_factory() as db:
-        # Claimed a chunk at a time and sent right away, so a claimed row waits no longer than its
-        # chunk takes to send: never anywhere near `stale_after`, after which another dispatcher
-        # may take a `sending` row as abandoned by a dead worker and send it again.
-        while claimed_so_far < limit:
-            now = container.clock()
-            due = or_(
-                (OutboxEmail.status == "pending") & (OutboxEmail.next_attempt_at <= now),
-                (OutboxEmail.status == "sending") & (OutboxEmail.next_attempt_at <= now - stale_after),
-            )
-            candidates = select(OutboxEmail.id).where(due)
-            if ids is not None:
-                candidates = candidates.where(OutboxEmail.id.in_(ids))
-            chunk = min(DELIVERY_CHUNK, limit - claimed_so_far)
-            candidates = candidates.order_by(OutboxEmail.id).limit(chunk).scalar_subquery()
-            # One conditional UPDATE claims the chunk (pending -> sending); a row another
-            # dispatcher claimed meanwhile no longer matches `due`, so no row is sent twice.
-            claimed = db.execute(
-                update(OutboxEmail).where(OutboxEmail.id.in_(candidates), due)
-                .values(status="sending", next_attempt_at=now, attempts=OutboxEmail.attempts + 1)
-                .returning(OutboxEmail.id)
-            ).scalars().all()
-            db.commit()
-            if not claimed:
-                break
-            claimed_so_far += len(claimed)
-            rows = db.execute(select(OutboxEmail).where(OutboxEmail.id.in_(claimed)).order_by(OutboxEmail.id)).scalars()
-            for row in rows.all():
-                _send_one(container, row, now, counts)
-                db.commit()  # each outcome on its own, so a crash later in the chunk resends nothing sent here
-            if len(claimed) < chunk:
-                break  # that was all that was due
+    # Claimed a chunk at a time and sent right away (see services/outbox_claim.py).
+    claim_and_send(container, OutboxEmail, lambda row, now: _send_one(container, row, now, counts),
+                   ids=ids, limit=limit, chunk_size=DELIVERY_CHUNK, stale_after=stale_after)
     return counts
 
 
