@@ -374,18 +374,25 @@ def _change(change) -> JSONResponse:
 # -- admin keys ------------------------------------------------------------------------------------------
 
 
+async def _admin_body(request: Request, c, who, model: type[BaseModel], *, session_id: str | None = None,
+                      booking_id: str | None = None, empty_ok: bool = False) -> BaseModel:
+    """An admin endpoint's checks, in this order: an admin key, a valid body (an empty one is `model()`
+    when `empty_ok`), the session or booking exists, and the key covers its booking page."""
+    _admin(who)
+    body = model() if empty_ok and not (await request.body()).strip() else await _parse(request, model)
+    page = _page_of_session(c, session_id)[1] if session_id is not None else _page_of_booking(c, booking_id)
+    _covers(who, page)
+    return body
+
+
 @router.post("/sessions/{session_id}/cancel", status_code=202, response_model=ChangeResponse, responses=ERRORS,
              openapi_extra=_body_doc(AdminCancelBody), summary="Cancel a session as the administrator")
 async def admin_cancel(session_id: str, request: Request, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.requests import request_cancel
 
-    _admin(who)
-    body = await _parse(request, AdminCancelBody)
-    _, page = _page_of_session(c, session_id)
-    _covers(who, page)
-    change = await _call(request_cancel, c, [session_id], admin=True, refund=body.refund, reason=body.reason,
-                         change_id=body.change_id, actor=_actor(who))
-    return _change(change)
+    body = await _admin_body(request, c, who, AdminCancelBody, session_id=session_id)
+    return _change(await _call(request_cancel, c, [session_id], admin=True, refund=body.refund, reason=body.reason,
+                               change_id=body.change_id, actor=_actor(who)))
 
 
 @router.post("/sessions/{session_id}/reschedule", status_code=202, response_model=ChangeResponse, responses=ERRORS,
@@ -393,13 +400,9 @@ async def admin_cancel(session_id: str, request: Request, c=Depends(get_containe
 async def admin_reschedule(session_id: str, request: Request, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.requests import request_reschedule
 
-    _admin(who)
-    body = await _parse(request, AdminRescheduleBody)
-    _, page = _page_of_session(c, session_id)
-    _covers(who, page)
-    change = await _call(request_reschedule, c, session_id, body.to, admin=True, change_id=body.change_id,
-                         actor=_actor(who))
-    return _change(change)
+    body = await _admin_body(request, c, who, AdminRescheduleBody, session_id=session_id)
+    return _change(await _call(request_reschedule, c, session_id, body.to, admin=True, change_id=body.change_id,
+                               actor=_actor(who)))
 
 
 @router.post("/bookings/{booking_id}/refunds", status_code=202, response_model=ChangeResponse, responses=ERRORS,
@@ -407,12 +410,9 @@ async def admin_reschedule(session_id: str, request: Request, c=Depends(get_cont
 async def admin_refund(booking_id: str, request: Request, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.requests import request_refund
 
-    _admin(who)
-    body = await _parse(request, RefundBody)
-    _covers(who, _page_of_booking(c, booking_id))
-    change = await _call(request_refund, c, booking_id, body.amount, reason=body.reason, refund_id=body.refund_id,
-                         actor=_actor(who))
-    return _change(change)
+    body = await _admin_body(request, c, who, RefundBody, booking_id=booking_id)
+    return _change(await _call(request_refund, c, booking_id, body.amount, reason=body.reason,
+                               refund_id=body.refund_id, actor=_actor(who)))
 
 
 @router.post("/bookings/{booking_id}/approve", status_code=202, response_model=ChangeResponse, responses=ERRORS,
@@ -420,11 +420,8 @@ async def admin_refund(booking_id: str, request: Request, c=Depends(get_containe
 async def admin_approve(booking_id: str, request: Request, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.requests import request_approve
 
-    _admin(who)
-    body = await _parse(request, DecisionBody) if (await request.body()).strip() else DecisionBody()
-    _covers(who, _page_of_booking(c, booking_id))
-    return _change(await _call(request_approve, c, booking_id, change_id=body.change_id,
-                                       actor=_actor(who)))
+    body = await _admin_body(request, c, who, DecisionBody, booking_id=booking_id, empty_ok=True)
+    return _change(await _call(request_approve, c, booking_id, change_id=body.change_id, actor=_actor(who)))
 
 
 @router.post("/bookings/{booking_id}/decline", status_code=202, response_model=ChangeResponse, responses=ERRORS,
@@ -432,11 +429,9 @@ async def admin_approve(booking_id: str, request: Request, c=Depends(get_contain
 async def admin_decline(booking_id: str, request: Request, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.requests import request_decline
 
-    _admin(who)
-    body = await _parse(request, DecisionBody) if (await request.body()).strip() else DecisionBody()
-    _covers(who, _page_of_booking(c, booking_id))
+    body = await _admin_body(request, c, who, DecisionBody, booking_id=booking_id, empty_ok=True)
     return _change(await _call(request_decline, c, booking_id, reason=body.reason, change_id=body.change_id,
-                                       actor=_actor(who)))
+                               actor=_actor(who)))
 
 
 # -- the OpenAPI document -----------------------------------------------------------------------------------
