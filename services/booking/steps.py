@@ -99,11 +99,7 @@ def provision_conferencing(c, booking_id: str) -> None:
                 provider.delete(details.external_id)
             return
         for meeting in uow.db.execute(select(Meeting).where(Meeting.session_id.in_(list(made)))).scalars():
-            d = made[meeting.session_id]
-            meeting.status, meeting.external_id, meeting.join_url = "active", d.external_id, d.join_url
-            meeting.password, meeting.dial_in, meeting.host_url = d.password, d.dial_in, d.host_url
-            uow.record("meeting.created", booking_id=booking_id, session_id=meeting.session_id,
-                       provider=d.provider, meeting_id=d.external_id)
+            _fill_meeting(uow, booking_id, meeting, made[meeting.session_id])
         advance(uow, booking, "conferencing")
         uow.commit()
 
@@ -120,12 +116,18 @@ def _provision_locally(uow, booking: Booking, provider) -> None:
         if row is None:
             row = Meeting(session_id=s.id)
             uow.db.add(row)
-        row.provider, row.status, row.external_id, row.join_url = d.provider, "active", d.external_id, d.join_url
-        row.password, row.dial_in, row.host_url = d.password, d.dial_in, d.host_url
-        uow.record("meeting.created", booking_id=booking.id, session_id=s.id, provider=d.provider,
-                   meeting_id=d.external_id)
+        row.provider = d.provider
+        _fill_meeting(uow, booking.id, row, d)
     advance(uow, booking, "conferencing")
     uow.commit()
+
+
+def _fill_meeting(uow, booking_id: str, row: Meeting, d) -> None:
+    """A made meeting's details onto its row, and its `meeting.created` event."""
+    row.status, row.external_id, row.join_url = "active", d.external_id, d.join_url
+    row.password, row.dial_in, row.host_url = d.password, d.dial_in, d.host_url
+    uow.record("meeting.created", booking_id=booking_id, session_id=row.session_id, provider=d.provider,
+               meeting_id=d.external_id)
 
 
 # -- step 4: capture (the pivot), then confirm, notify and plan reminders --------------------------
