@@ -311,13 +311,26 @@ def _open(c, token: str):
     return link
 
 
+async def _covered_link(c, who, token: str):
+    """The manage link `token` opens, when the key covers its booking's page."""
+    link = await _call(_open, c, token)
+    _covers(who, _page_of_booking(c, link.booking_id))
+    return link
+
+
+def _in_booking(c, link, session_id: str) -> None:
+    """Refuse a session that is not part of the link's booking (404 for an unknown one too)."""
+    booking_id, _ = _page_of_session(c, session_id)
+    if booking_id != link.booking_id:
+        raise api_error(404, "unknown_session", f"session {session_id!r} is not part of this booking")
+
+
 @router.get("/manage/{token}", response_model=ManageOut, responses=ERRORS,
             summary="The booking as its customer sees it, with what each session allows now")
 async def manage(token: str, c=Depends(get_container), who=Depends(principal)):
     from services.lifecycle.preview import manage_object
 
-    link = await _call(_open, c, token)
-    _covers(who, _page_of_booking(c, link.booking_id))
+    link = await _covered_link(c, who, token)
     return JSONResponse(await _call(manage_object, c, link.session_id))
 
 
@@ -328,15 +341,12 @@ async def manage_cancel(token: str, request: Request, c=Depends(get_container), 
     from services.tokens import make_manage_token
 
     body = await _parse(request, CancelBody)
-    link = await _call(_open, c, token)
-    _covers(who, _page_of_booking(c, link.booking_id))
+    link = await _covered_link(c, who, token)
     # The manage token opens its whole package: the customer's own tokens for the sessions named,
     # after checking each belongs to that booking (the service checks them again).
     ids = list(dict.fromkeys(body.session_ids))
     for sid in ids:
-        booking_id, _ = _page_of_session(c, sid)
-        if booking_id != link.booking_id:
-            raise api_error(404, "unknown_session", f"session {sid!r} is not part of this booking")
+        _in_booking(c, link, sid)
     tokens = [make_manage_token(c.settings.secret_key, sid) for sid in ids]
     change = await _call(request_cancel, c, ids, tokens=tokens, reason=body.reason, change_id=body.change_id)
     return _change(change)
@@ -349,11 +359,8 @@ async def manage_reschedule(token: str, request: Request, c=Depends(get_containe
     from services.tokens import make_manage_token
 
     body = await _parse(request, RescheduleBody)
-    link = await _call(_open, c, token)
-    _covers(who, _page_of_booking(c, link.booking_id))
-    booking_id, _ = _page_of_session(c, body.session_id)
-    if booking_id != link.booking_id:
-        raise api_error(404, "unknown_session", f"session {body.session_id!r} is not part of this booking")
+    link = await _covered_link(c, who, token)
+    _in_booking(c, link, body.session_id)
     change = await _call(request_reschedule, c, body.session_id, body.to,
                          token=make_manage_token(c.settings.secret_key, body.session_id), change_id=body.change_id)
     return _change(change)
