@@ -141,12 +141,28 @@ def screenshots(driver, name: str) -> list[Path]:
 def go(driver, element) -> None:
     """Click a link or a submit button and wait for the next page to load."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 60).until(lambda d: _gone(old))
+
+
+def _gone(element) -> bool:
+    """Whether the page that held `element` was replaced. Chromium sometimes answers a question
+    about an element of the page being replaced with an inspector error ("Node with given id
+    does not belong to the document") instead of a stale-element error: that is gone too."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def text(driver) -> str:
