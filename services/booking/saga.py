@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from sqlalchemy import select
+
 from models import Booking, SagaStep, db_now
 
 
@@ -91,8 +93,17 @@ def advance(uow, booking: Booking, done_step: str) -> None:
 
 
 def load_at_step(uow, booking_id: str, step: str) -> Booking | None:
-    """The booking when it is pending at this step; None means there is nothing to do."""
-    booking = uow.db.get(Booking, booking_id)
+    """The booking when it is pending at this step, locked for the transaction; None means there
+    is nothing to do.
+
+    Locked (PostgreSQL: FOR UPDATE; SQLite's BEGIN IMMEDIATE already serializes writers) and read
+    afresh, because two copies of one step can run at once: a message redelivered while its first
+    delivery is still waiting on a slow provider, or the stalled-saga beat resuming it. Without
+    the lock both read `pending` and both confirm (two `booking.confirmed`, two emails); with it
+    the second waits, then finds the booking moved on and does nothing."""
+    booking = uow.db.execute(
+        select(Booking).where(Booking.id == booking_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if booking is None or booking.status != "pending" or booking.saga_step != step:
         return None
     return booking

@@ -199,3 +199,41 @@ def test_sent_task_outbox_rows_are_pruned_after_a_day(container, db_backend, clo
     assert prune_dispatched_tasks(container) == 0
     clock.advance(hours=25)
     assert prune_dispatched_tasks(container) == sent
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"])
+def test_a_step_running_twice_at_once_confirms_once(container, db_backend, clock):
+    """Two copies of the capture step at once (a message redelivered while its first delivery
+    still waits on a slow Stripe: seen once in the fault matrix as two `booking.confirmed`). The
+    second copy waits on the booking's row lock and then finds the booking already confirmed.
+    Here the first copy is played by a connection that holds the lock and confirms the row."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from models import Activity
+    from services.booking.steps import capture_payment
+    from tests.support import claim_next_task, default_task_handlers
+
+    apply_config(container, package_config(2))
+    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)))
+    handlers = default_task_handlers()
+    while (claimed := claim_next_task(container)) is not None and claimed[0] != "sessionpack.capture_payment":
+        handlers[claimed[0]](container, **claimed[1])
+    assert claimed is not None, "the saga never reached its capture step"
+
+    with container.engine.connect() as holder:
+        holder.execute(text("SELECT id FROM bookings WHERE id = :id FOR UPDATE"), {"id": booking_id})
+        second = threading.Thread(target=capture_payment, args=(container, booking_id))
+        second.start()
+        time.sleep(0.5)
+        assert second.is_alive(), "the second copy did not wait for the booking's lock"
+        holder.execute(text("UPDATE bookings SET status = 'confirmed', saga_step = 'done' WHERE id = :id"),
+                       {"id": booking_id})
+        holder.commit()
+    second.join(10)
+    assert not second.is_alive()
+    with container.session_factory() as db:
+        assert db.query(Activity).filter_by(booking_id=booking_id, action="booking.confirmed").count() == 0
+        assert db.query(OutboxEmail).filter_by(booking_id=booking_id).count() == 0
