@@ -25,6 +25,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.fixture(autouse=True)
+def python_interrupt_handler():
+    """Python's own Ctrl-C handler for each test: a shell that starts pytest in the background
+    (`cmd &`) hands it SIGINT ignored, and then no signal here would ever interrupt."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_a_signal_inside_the_block_is_delivered_when_it_ends():
     reached_the_end = False
     with pytest.raises(KeyboardInterrupt):
