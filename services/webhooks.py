@@ -208,7 +208,8 @@ def emit_recorded(uow, settings, entries: Iterable[tuple], now: datetime) -> lis
                     continue
                 if booking_id not in objects:
                     db.flush()
-                    objects[booking_id] = booking_object(db, booking, settings)
+                    # The endpoints are the owner's (configured on the booking page): no manage links.
+                    objects[booking_id] = booking_object(db, booking, settings, for_owner=True)
                 data = dict(objects[booking_id])
                 if event_type.startswith("session."):
                     data["session_id"] = session_id

@@ -23,8 +23,12 @@ def activity_entry(a: Activity) -> dict[str, Any]:
             "session_id": a.session_id, "details": a.details or {}}
 
 
-def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
-    """The contract's booking object (`sessionpack show`)."""
+def booking_object(db: Db, booking: Booking, settings, *, for_owner: bool = False) -> dict[str, Any]:
+    """The contract's booking object (`sessionpack show`, the API's booking read).
+
+    `for_owner`: the object goes where the owner reads it (an outgoing webhook goes to an endpoint
+    the owner configured on the booking page), and the owner never receives the customer's manage
+    link: each session's `manage_url` is then null. `conferencing_info_url` stays (read-only)."""
     meetings = active_meetings(db, booking)
     totals = ledger_totals(db, booking.id)
     cur = booking.currency
@@ -37,7 +41,7 @@ def booking_object(db: Db, booking: Booking, settings) -> dict[str, Any]:
             "relative_cost": format_amount(s.relative_cost_cents, cur),
             "conferencing": ({"provider": m.provider, "meeting_id": m.external_id, "join_url": m.join_url,
                               "password": m.password} if m else None),
-            "manage_url": manage_url(settings, s.id), "conferencing_info_url": conferencing_info_url(settings, s.id),
+            "manage_url": None if for_owner else manage_url(settings, s.id), "conferencing_info_url": conferencing_info_url(settings, s.id),
         })
     activity = db.execute(
         select(Activity).where(Activity.booking_id == booking.id).order_by(Activity.id.desc())

@@ -14,7 +14,8 @@ from models import Booking, WebhookDelivery
 from services import lifecycle, webhooks
 from services.booking import submit_booking
 from services.errors import InvalidInput, ServiceError
-from services.tokens import make_token
+from services.booking.intake import find_booking_object
+from services.tokens import make_manage_token, make_token
 from tests.support import apply_config, booking_request, daily_slots, drain, package_config
 
 SECRET = "whsec_test_0123456789"
@@ -78,6 +79,31 @@ def test_booking_confirmed_and_cancelled_reach_the_endpoint_signed(hooked, db_ba
     assert cancelled["data"]["session_id"] == sid and cancelled["data"]["sessions"][0]["status"] == "cancelled"
     with hooked.session_factory() as db:
         assert {r.status for r in db.execute(select(WebhookDelivery)).scalars()} == {"delivered"}
+
+
+def test_webhooks_never_carry_the_customers_manage_link(hooked, db_backend, clock):
+    # A webhook goes to an endpoint the owner configured on the booking page, and the owner never
+    # receives the customer's manage link (CONTRACT): each session's manage_url is null there, its
+    # read-only conferencing_info_url stays. The API's booking object keeps it (the frontend's).
+    apply_config(hooked, hooked_config())
+    booking_id = book(hooked, clock)
+    with hooked.session_factory() as db:
+        sid = db.get(Booking, booking_id).sessions[0].id
+    lifecycle.cancel_sessions(hooked, [sid], tokens=[make_token(hooked.settings.secret_key, sid)],
+                              change_key=uuid.uuid4().hex, reason="ill")
+    drain(hooked)
+    manage_token = make_manage_token(hooked.settings.secret_key, sid)
+    with hooked.session_factory() as db:
+        bodies = [r.body for r in db.execute(select(WebhookDelivery)).scalars()]
+    assert len(bodies) == 3  # confirmed, session.cancelled, booking.cancelled
+    for body in bodies:
+        assert manage_token not in body and "/manage/" not in body
+        for session in json.loads(body)["data"]["sessions"]:
+            assert session["manage_url"] is None
+            assert "/meeting/" in session["conferencing_info_url"]
+    with hooked.session_factory() as db:
+        shown = find_booking_object(db, booking_id, hooked.settings)
+    assert shown["sessions"][0]["manage_url"].endswith(f"/manage/{manage_token}")
 
 
 def test_only_subscribed_events_are_written(hooked, clock):
