@@ -6,9 +6,10 @@ below saturation (by default half the throughput measured at the start of the sa
 
 Enqueue time is taken here when the message is sent; confirmation time is the booking row's
 `updated_at`, written by the worker in the transaction that confirms it (same machine clock).
-The baseline, in the same run: bare chains of 3 no-op tasks (a booking is confirmed by its third
-task: submit, conferencing, capture) sent at the same rate, from send to the moment their last
-task ran.
+The baseline, in the same run: bare chains of 3 no-op tasks sent at the same rate, from send to
+the moment their last task ran. It is fixed, like bench.throughput's 5-task chain: one task per
+promised step up to the confirmation (create the sessions, provision conferencing, capture), not
+however many tasks a booking really runs before it is confirmed.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=40.0, help="how long the steady load lasts")
     p.add_argument("--saturation-bookings", type=int, default=80)
     p.add_argument("--chain-length", type=int, default=3,
-                   help="tasks of the baseline chain: 3, the tasks a booking runs up to its confirmation")
+                   help="tasks of the baseline chain: 3, the promised steps up to the confirmation")
     args = p.parse_args(argv)
     from services.booking.ids import booking_id_for
     from tests.support import package_config
