@@ -88,7 +88,7 @@ class Container:
     def email_sender(self):
         from services.notifications.sender import build_sender
 
-        return build_sender(self.settings)
+        return build_sender(self.settings, clock=lambda: self.clock())
 
     # -- the task outbox ------------------------------------------------------------------------
     def dispatch_tasks(self, ids: list[int] | None = None, limit: int = 500) -> int:

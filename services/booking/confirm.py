@@ -47,7 +47,7 @@ def confirm_within(c, uow, booking: Booking, movement) -> None:
                    start=to_utc_iso(s.start_at))
     db.flush()
     view = booking_view(db, booking, c.settings)
-    queue_emails(uow, compose.booking_confirmed(view), booking_id=booking_id)
+    queue_emails(uow, compose.booking_confirmed(view, now=c.clock()), booking_id=booking_id)
     plan_reminders(db, booking, booking.sessions, now=c.clock())
     request_sync(uow, booking_id, booking.owner_id)
     uow.commit()

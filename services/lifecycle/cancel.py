@@ -130,7 +130,7 @@ def _apply(uow, c, plan: CancelPlan, *, actor: str, reason: str | None, change_k
         uow.record("booking.cancelled", booking_id=booking.id, actor=actor, reason=reason, change=change_key)
     db.flush()
     view = booking_view(db, booking, c.settings)
-    queue_emails(uow, compose.sessions_cancelled(view, ids, plan.refund_total, change_key, reason=reason),
+    queue_emails(uow, compose.sessions_cancelled(view, ids, plan.refund_total, change_key, reason=reason, now=now),
                  booking_id=booking.id)
     uow.enqueue(FINISH_CANCELLATION, booking_id=booking.id, session_ids=ids)
     request_sync(uow, booking.id, booking.owner_id)

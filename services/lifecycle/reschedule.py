@@ -193,7 +193,7 @@ def _apply(uow, c, plan: ReschedulePlan, *, actor: str, fee: int, change_key: st
                **{"from": to_utc_iso(old_start), "to": to_utc_iso(s.start_at)},
                fee=format_amount(fee, booking.currency), currency=booking.currency, change=change_key)
     view = booking_view(db, booking, c.settings)
-    queue_emails(uow, compose.session_rescheduled(view, s.id, old_start, old_end, fee, change_key),
+    queue_emails(uow, compose.session_rescheduled(view, s.id, old_start, old_end, fee, change_key, now=c.clock()),
                  booking_id=booking.id)
     uow.enqueue(MOVE_MEETING, booking_id=booking.id, session_id=s.id)
     request_sync(uow, booking.id, booking.owner_id)

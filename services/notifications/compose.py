@@ -145,12 +145,14 @@ def _confirmed(view: BookingView) -> list[SessionView]:
 
 
 # -- the emails ----------------------------------------------------------------------------------
-def booking_confirmed(view: BookingView) -> list[EmailMessageSpec]:
-    """The consolidated confirmation, customer then owner, each with its own .ics of all sessions."""
+def booking_confirmed(view: BookingView, *, now: datetime | None = None) -> list[EmailMessageSpec]:
+    """The consolidated confirmation, customer then owner, each with its own .ics of all sessions.
+
+    `now` (the container's clock) is the calendar files' DTSTAMP; it never enters the message id."""
     view = _clean(view)
     return [
         _compose(f"booking_confirmed_{a}", view, a, ("confirmed",), sessions=_confirmed(view),
-                 attachments=[_ics("sessions.ics", "PUBLISH", publish_calendar(view, a))])
+                 attachments=[_ics("sessions.ics", "PUBLISH", publish_calendar(view, a, now=now))])
         for a in AUDIENCES
     ]
 
@@ -195,10 +197,12 @@ def booking_failed(view: BookingView) -> list[EmailMessageSpec]:
 
 
 def sessions_cancelled(view: BookingView, cancelled_session_ids: list[str], refund_cents: int,
-                       change_key: str, *, reason: str | None = None) -> list[EmailMessageSpec]:
+                       change_key: str, *, reason: str | None = None,
+                       now: datetime | None = None) -> list[EmailMessageSpec]:
     """One notice for the sessions cancelled together, customer then owner, with a CANCEL .ics.
 
-    The view is taken after the change: the sessions' SEQUENCE already raised.
+    The view is taken after the change: the sessions' SEQUENCE already raised. `now` is the
+    calendar file's DTSTAMP.
     """
     view = _clean(view)
     ids = list(cancelled_session_ids)
@@ -207,21 +211,22 @@ def sessions_cancelled(view: BookingView, cancelled_session_ids: list[str], refu
     single = ids[0] if len(ids) == 1 else None
     return [
         _compose(f"sessions_cancelled_{a}", view, a, (change_key,), sessions=cancelled, session_id=single,
-                 attachments=[_ics("cancel.ics", "CANCEL", cancel_calendar(view, ids, a))],
+                 attachments=[_ics("cancel.ics", "CANCEL", cancel_calendar(view, ids, a, now=now))],
                  refund_cents=refund_cents, remaining=remaining, reason=_reason(reason))
         for a in AUDIENCES
     ]
 
 
 def session_rescheduled(view: BookingView, session_id: str, old_start: datetime, old_end: datetime,
-                        fee_cents: int, change_key: str) -> list[EmailMessageSpec]:
-    """Old time -> new time and the fee, customer then owner, with the moved event's .ics."""
+                        fee_cents: int, change_key: str, *, now: datetime | None = None) -> list[EmailMessageSpec]:
+    """Old time -> new time and the fee, customer then owner, with the moved event's .ics
+    (`now` is its DTSTAMP)."""
     view = _clean(view)
     session = _session(view, session_id)
     return [
         _compose(f"session_rescheduled_{a}", view, a, (session_id, change_key), sessions=[session],
                  session_id=session_id,
-                 attachments=[_ics("session.ics", "PUBLISH", reschedule_calendar(view, session_id, a))],
+                 attachments=[_ics("session.ics", "PUBLISH", reschedule_calendar(view, session_id, a, now=now))],
                  session=session, old_start=old_start, old_end=old_end, fee_cents=fee_cents)
         for a in AUDIENCES
     ]

@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import tempfile
 from contextlib import contextmanager
+from typing import Callable
 from datetime import datetime, timezone
 from email import policy as email_policy
 from email.headerregistry import Address, HeaderRegistry
@@ -30,7 +31,15 @@ from .render import one_line
 
 
 class EmailSender(abc.ABC):
-    """Delivers one email. Idempotence across retries is the outbox's job, not the sender's."""
+    """Delivers one email. Idempotence across retries is the outbox's job, not the sender's.
+
+    `clock` (the container's, set by `build_sender`) dates each message: its Date header.
+    """
+
+    clock: Callable[[], datetime] | None = None
+
+    def _now(self) -> datetime | None:
+        return self.clock() if self.clock is not None else None
 
     @abc.abstractmethod
     def send(self, spec: EmailMessageSpec, from_addr: str) -> None:
@@ -141,7 +150,7 @@ class FileOutboxSender(EmailSender):
         final = self.path_for(spec.message_id)
         if final.exists():
             return
-        data = build_email(spec, from_addr).as_bytes()
+        data = build_email(spec, from_addr, now=self._now()).as_bytes()
         try:
             self.outbox_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".", suffix=".tmp")
@@ -261,7 +270,7 @@ class SmtpSender(EmailSender):
                                  "check SMTP_URL and that the server is up") from exc
 
     def send(self, spec: EmailMessageSpec, from_addr: str) -> None:
-        msg = build_email(spec, from_addr)
+        msg = build_email(spec, from_addr, now=self._now())
         envelope_from = msg["From"].addresses[0].addr_spec
         with self._errors():
             client = self._connect()
@@ -287,8 +296,9 @@ def _quit(client: smtplib.SMTP) -> None:
         client.close()
 
 
-def build_sender(settings) -> EmailSender:
-    """SMTP when `settings.smtp_url` is set, else the file outbox under `settings.outbox_dir`."""
-    if settings.smtp_url:
-        return SmtpSender(settings.smtp_url)
-    return FileOutboxSender(settings.outbox_dir)
+def build_sender(settings, clock: Callable[[], datetime] | None = None) -> EmailSender:
+    """SMTP when `settings.smtp_url` is set, else the file outbox under `settings.outbox_dir`;
+    `clock` (the container's) dates the messages, the wall clock when None."""
+    sender = SmtpSender(settings.smtp_url) if settings.smtp_url else FileOutboxSender(settings.outbox_dir)
+    sender.clock = clock
+    return sender
