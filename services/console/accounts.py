@@ -1,14 +1,17 @@
 """Owner logins: argon2 password hashes, the site-admin flag, and rate-limited sign-in.
 
-Failed attempts are counted per owner and per client address (the `limits` library: Redis when
-the broker is Redis, so every web process shares the count; memory otherwise). Unknown owners
-are counted and hashed against like known ones, so a guess learns nothing from the answer or
-its timing.
+Failed attempts are counted per (owner, client address), per client address and per owner (the
+`limits` library: Redis when the broker is Redis, so every web process shares the count; memory
+otherwise); see LoginLimiter for which count closes the door and which only slows it. Unknown
+owners are counted and hashed against like known ones, so a guess learns nothing from the answer
+or its timing.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,9 +25,18 @@ log = logging.getLogger("sessionpack.console.accounts")
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
-# Failed sign-ins allowed before the door closes for a while.
-PER_OWNER_LIMIT = "5/15minutes"
-PER_ADDRESS_LIMIT = "20/15minutes"
+# Failed sign-ins in a moving window. The lock is keyed by (owner, client address), never by the
+# owner alone: a per-owner lock lets anyone lock the real owner out by failing on purpose. An
+# attacker's failures close the door to their own address only; the owner, signing in from theirs,
+# is not held up.
+PER_PAIR_LIMIT = "5/15minutes"  # one address at one owner: then refused for a while
+PER_ADDRESS_LIMIT = "20/15minutes"  # one address at any owners (guessing many): then refused
+# A guess at one owner spread over many addresses (each under its pair limit) meets the owner's
+# ceiling: past it every sign-in at that owner is answered only after OWNER_SLOWDOWN_SECONDS
+# (awaited by the web process, holding no thread), right password or not. It slows and never
+# refuses, so failures cannot be used to keep the owner out: they wait a few seconds and are in.
+PER_OWNER_CEILING = "30/15minutes"
+OWNER_SLOWDOWN_SECONDS = 3.0
 
 _hasher = PasswordHasher()
 # Verified against when the owner is unknown or has no password, so every answer costs the same.
@@ -108,52 +120,68 @@ def _find_owner(db, login: str) -> Owner | None:
 
 
 class LoginLimiter:
-    """Counts failed sign-ins in a moving window, per owner and per client address."""
+    """Counts failed sign-ins in moving windows: per (owner, address) and per address, which
+    refuse when full, and per owner over every address, which only slows (see the limits above)."""
 
-    def __init__(self, storage_uri: str = "memory://", per_owner: str = PER_OWNER_LIMIT,
-                 per_address: str = PER_ADDRESS_LIMIT):
+    _NS = "sessionpack-login"
+
+    def __init__(self, storage_uri: str = "memory://", per_pair: str = PER_PAIR_LIMIT,
+                 per_address: str = PER_ADDRESS_LIMIT, owner_ceiling: str = PER_OWNER_CEILING,
+                 slowdown: float = OWNER_SLOWDOWN_SECONDS):
         from limits import parse
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
         self.storage = storage_from_string(storage_uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
-        self.per_owner, self.per_address = parse(per_owner), parse(per_address)
+        self.per_pair, self.per_address = parse(per_pair), parse(per_address)
+        self.owner_ceiling, self.slowdown = parse(owner_ceiling), slowdown
 
-    def _keys(self, login: str, address: str):
-        return ((self.per_owner, "owner", login.strip().lower()), (self.per_address, "address", address or "unknown"))
+    @staticmethod
+    def _owner(login: str) -> str:
+        return login.strip().lower()
+
+    def _closing(self, login: str, address: str):
+        """The counts that refuse when full: (limit, key parts)."""
+        address = address or "unknown"
+        return ((self.per_pair, ("pair", self._owner(login), address)), (self.per_address, ("address", address)))
 
     # When the counters' store (Redis) cannot be reached, sign-in goes on without them (logged):
     # the password is still checked, and argon2 keeps each guess slow; refusing every owner
     # while Redis is down would be worse.
 
-    def check(self, login: str, address: str) -> None:
-        """Raise TooManyAttempts when either counter is full."""
-        import time
-
-        for limit, kind, key in self._keys(login, address):
-            try:
-                if self.limiter.test(limit, "sessionpack-login", kind, key):
-                    continue
-                reset_at, _remaining = self.limiter.get_window_stats(limit, "sessionpack-login", kind, key)
-            except Exception as exc:  # noqa: BLE001 - the store is down: see above
-                log.warning("sign-in rate limit store unavailable: %s", exc)
-                return
-            raise TooManyAttempts(max(1, int(reset_at - time.time())))
+    def check(self, login: str, address: str) -> float:
+        """Raise TooManyAttempts when this address's count at this owner, or its count at all
+        owners, is full; else the seconds to wait before answering (0, or the slowdown when the
+        owner's count over every address is past its ceiling)."""
+        try:
+            for limit, key in self._closing(login, address):
+                if not self.limiter.test(limit, self._NS, *key):
+                    reset_at, _remaining = self.limiter.get_window_stats(limit, self._NS, *key)
+                    raise TooManyAttempts(max(1, int(reset_at - time.time())))
+            over = not self.limiter.test(self.owner_ceiling, self._NS, "owner", self._owner(login))
+        except TooManyAttempts:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store is down: see above
+            log.warning("sign-in rate limit store unavailable: %s", exc)
+            return 0.0
+        return self.slowdown if over else 0.0
 
     def failed(self, login: str, address: str) -> None:
         try:
-            for limit, kind, key in self._keys(login, address):
-                self.limiter.hit(limit, "sessionpack-login", kind, key)
+            for limit, key in self._closing(login, address):
+                self.limiter.hit(limit, self._NS, *key)
+            self.limiter.hit(self.owner_ceiling, self._NS, "owner", self._owner(login))
         except Exception as exc:  # noqa: BLE001
             log.warning("sign-in rate limit store unavailable: %s", exc)
 
-    def succeeded(self, login: str) -> None:
-        """A good password clears the owner's count (not the address's: one good account must
-        not reopen the door for guesses at others)."""
-        limit, kind, key = self._keys(login, "")[0]
+    def succeeded(self, login: str, address: str) -> None:
+        """A good password clears this address's count at this owner (not the address's own
+        count: one good account must not reopen the door for guesses at others; nor the
+        owner's ceiling, which only slows)."""
+        limit, key = self._closing(login, address)[0]
         try:
-            self.limiter.clear(limit, "sessionpack-login", kind, key)
+            self.limiter.clear(limit, self._NS, *key)
         except Exception as exc:  # noqa: BLE001
             log.warning("sign-in rate limit store unavailable: %s", exc)
 
@@ -166,13 +194,17 @@ def limiter_storage_uri(settings) -> str:
     return "memory://"
 
 
-def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: str) -> OwnerIdentity:
+def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: str, *,
+                 pause: Callable[[float], object] = time.sleep) -> OwnerIdentity:
     """The owner when the password is right. Raises TooManyAttempts (checked first, the password
     is not even looked at) or OperationFailed `invalid_login` (the same for an unknown owner, an
-    owner without a password and a wrong password)."""
+    owner without a password and a wrong password). Past the owner's ceiling `pause(seconds)` is
+    called first; the web process passes its own, which it awaits before answering."""
     login = (login or "").strip()[:320]
     password = password or ""
-    limiter.check(login, address)
+    delay = limiter.check(login, address)
+    if delay:
+        pause(delay)
     with c.session_factory() as db:
         owner = _find_owner(db, login) if login else None
         stored = owner.password_hash if owner is not None else None
@@ -189,7 +221,7 @@ def authenticate(c, limiter: LoginLimiter, login: str, password: str, address: s
             with c.uow() as uow:
                 uow.db.get(Owner, owner.id).password_hash = hash_password(password)
                 uow.commit()
-        limiter.succeeded(login)
+        limiter.succeeded(login, address)
         return identity(owner)
 
 

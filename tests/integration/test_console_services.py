@@ -150,21 +150,41 @@ def test_set_password_and_authenticate(world):
     assert accounts.load_identity(world, "kim", stamp, generation) is None  # a new password ends old sessions
 
 
-def test_login_rate_limited_per_owner_and_per_address(world):
+def test_login_rate_limited_per_owner_address_pair_and_per_address(world):
     accounts.set_password(world, "kim", "correct horse battery")
-    limiter = LoginLimiter("memory://", per_owner="3/15minutes", per_address="5/15minutes")
+    limiter = LoginLimiter("memory://", per_pair="3/15minutes", per_address="5/15minutes")
     for _ in range(3):
         with pytest.raises(OperationFailed):
             accounts.authenticate(world, limiter, "kim", "bad password 123", "10.0.0.1")
-    with pytest.raises(accounts.TooManyAttempts) as closed:
-        accounts.authenticate(world, limiter, "kim", "correct horse battery", "10.0.0.9")
+    with pytest.raises(accounts.TooManyAttempts) as closed:  # that address, even with the right password
+        accounts.authenticate(world, limiter, "kim", "correct horse battery", "10.0.0.1")
     assert closed.value.code == "too_many_attempts" and closed.value.retry_after > 0
-    # Another owner from another address is not held up; the guessing address is, after 5.
+    # Another owner is not held up; the guessing address is, after 5 failures at any owners.
     for login in ("lee", "x1"):
-        with pytest.raises(OperationFailed):
+        with pytest.raises(OperationFailed) as refused:
             accounts.authenticate(world, limiter, login, "bad password 123", "10.0.0.1")
+        assert refused.value.code == "invalid_login"
     with pytest.raises(accounts.TooManyAttempts):
         accounts.authenticate(world, limiter, "someone", "bad password 123", "10.0.0.1")
+
+
+def test_failing_on_purpose_cannot_lock_the_owner_out(world):
+    """Failures from other addresses never refuse the owner at theirs: past the owner's ceiling
+    sign-in is slowed (the pause asked for), not refused."""
+    accounts.set_password(world, "kim", "correct horse battery")
+    limiter = LoginLimiter("memory://", per_pair="3/15minutes", owner_ceiling="6/15minutes", slowdown=2.5)
+    pauses: list[float] = []
+    for attacker in ("10.6.6.1", "10.6.6.2", "10.6.6.3"):
+        for _ in range(3):
+            with pytest.raises(OperationFailed):
+                accounts.authenticate(world, limiter, "kim", "bad password 123", attacker, pause=pauses.append)
+        with pytest.raises(accounts.TooManyAttempts):
+            accounts.authenticate(world, limiter, "kim", "bad password 123", attacker, pause=pauses.append)
+    assert pauses == [2.5] * 3  # the third attacker's attempts, past the ceiling of 6
+    pauses.clear()
+    assert accounts.authenticate(world, limiter, "kim", "correct horse battery", "192.0.2.7",
+                                 pause=pauses.append).id == "kim"
+    assert pauses == [2.5]  # slowed, not refused
 
 
 def test_limiter_storage_follows_the_broker():
@@ -185,9 +205,9 @@ def test_sign_in_goes_on_when_the_counters_store_is_down(world):
 def test_login_limits_are_shared_through_redis(world, redis_url):
     url = redis_url  # an emptied Redis database of this test's own
     accounts.set_password(world, "kim", "correct horse battery")
-    one, two = LoginLimiter(url, per_owner="2/15minutes"), LoginLimiter(url, per_owner="2/15minutes")
+    one, two = LoginLimiter(url, per_pair="2/15minutes"), LoginLimiter(url, per_pair="2/15minutes")
     for limiter in (one, two):  # two web processes, one count
         with pytest.raises(OperationFailed):
             accounts.authenticate(world, limiter, "kim", "wrong password!!", "10.0.0.1")
     with pytest.raises(accounts.TooManyAttempts):
-        accounts.authenticate(world, one, "kim", "correct horse battery", "10.0.0.2")
+        accounts.authenticate(world, one, "kim", "correct horse battery", "10.0.0.1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -151,11 +152,35 @@ def test_cookie_is_not_secure_on_plain_http(world):
 
 
 def test_wrong_password_is_refused_then_rate_limited(client):
-    for _ in range(accounts.LoginLimiter().per_owner.amount):
+    for _ in range(accounts.LoginLimiter().per_pair.amount):
         r = sign_in(client, password="wrong password")
         assert r.status_code == 401 and "wrong" in r.text and "sp_owner" not in r.headers.get("set-cookie", "")
     r = sign_in(client)  # even the right password waits now
     assert r.status_code == 429 and "too many" in r.text.lower() and int(r.headers["retry-after"]) > 0
+
+
+def test_an_attacker_failing_on_purpose_does_not_lock_the_owner_out(world):
+    app = create_app(world)
+    attacker = TestClient(app, base_url="https://testserver", client=("198.51.100.66", 4000))
+    for _ in range(5):  # accounts.PER_PAIR_LIMIT
+        assert sign_in(attacker, password="wrong password").status_code == 401
+    assert sign_in(attacker).status_code == 429  # that address at that owner waits
+    owner = TestClient(app, base_url="https://testserver", client=("192.0.2.10", 5000))
+    r = sign_in(owner)
+    assert r.status_code == 303 and r.headers["location"] == "/owner/activity"
+
+
+def test_past_the_owner_ceiling_sign_in_is_slowed_not_refused(world):
+    app = create_app(world)
+    app.state.owner_login_limiter = accounts.LoginLimiter(owner_ceiling="2/15minutes", slowdown=0.4)
+    for n in range(2):  # two addresses, one failure each: the owner's ceiling
+        stranger = TestClient(app, base_url="https://testserver", client=(f"198.51.100.{n}", 4000))
+        assert sign_in(stranger, password="wrong password").status_code == 401
+    owner = TestClient(app, base_url="https://testserver", client=("192.0.2.10", 5000))
+    started = time.monotonic()
+    r = sign_in(owner)
+    assert r.status_code == 303 and r.headers["location"] == "/owner/activity"
+    assert time.monotonic() - started >= 0.4
 
 
 def test_login_without_csrf_is_refused(client):
