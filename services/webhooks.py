@@ -155,7 +155,9 @@ def _refusal(entry: tuple, booking: Booking | None) -> dict[str, Any]:
     error = error or {"code": details.get("code"), "message": details.get("message")}
     request_id = details.get("request_id") or details.get("change")
     if request_id is None and booking is not None and action == "booking.failed":
-        request_id = booking.request_id
+        from .booking.ids import public_request_id
+
+        request_id = public_request_id(booking.request_id)
     kind = action.rsplit(".", 1)[0]
     return {
         "request_id": request_id,

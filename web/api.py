@@ -174,6 +174,17 @@ def _covers(who, page: str | None) -> None:
         raise api_error(403, "page_not_covered", f"this key does not cover booking page {page!r}")
 
 
+def _unknown_booking(booking_id: str) -> HTTPException:
+    return api_error(404, "unknown_booking", f"booking {booking_id!r} does not exist; check the id")
+
+
+def _covers_booking(who, page: str | None, booking_id: str) -> None:
+    """A booking of a page the key does not cover is answered exactly as an unknown one: booking
+    ids follow from request_ids, so a 403 would tell a key that another page used one."""
+    if not who.covers(page):
+        raise _unknown_booking(booking_id)
+
+
 async def _json(request: Request) -> Any:
     # The app refuses anything over its own limit before reading; the API's is lower.
     length = request.headers.get("content-length", "")
@@ -209,7 +220,7 @@ def _page_of_booking(c, booking_id: str) -> str | None:
         row = db.execute(select(BookingRequest).where(BookingRequest.booking_id == booking_id)).scalar_one_or_none()
         if row is not None:
             return (row.body or {}).get("booking_page")
-    raise api_error(404, "unknown_booking", f"booking {booking_id!r} does not exist; check the id")
+    raise _unknown_booking(booking_id)
 
 
 def _page_of_session(c, session_id: str) -> tuple[str, str | None]:
@@ -277,7 +288,9 @@ async def create_booking(request: Request, c=Depends(get_container), who=Depends
         _covers(who, page)
     elif who.pages:
         raise api_error(422, "invalid_request", "booking_page is required")
-    accepted = await _call(accept_booking_request, c, data, source="api")
+    # A key scoped to pages keeps its request_ids in its page's own namespace (services.booking.ids).
+    scope = page if who.pages else None
+    accepted = await _call(accept_booking_request, c, data, source="api", scope=scope)
     return JSONResponse({"booking_id": accepted.booking_id, "status": accepted.status}, status_code=202,
                         headers={"Location": f"{PREFIX}/bookings/{accepted.booking_id}"})
 
@@ -293,8 +306,8 @@ def _booking_object(c, booking_id: str) -> dict | None:
 async def get_booking(booking_id: str, c=Depends(get_container), who=Depends(principal)):
     obj = await _call(_booking_object, c, booking_id)
     if obj is None:
-        raise api_error(404, "unknown_booking", f"booking {booking_id!r} does not exist; check the id")
-    _covers(who, obj.get("booking_page"))
+        raise _unknown_booking(booking_id)
+    _covers_booking(who, obj.get("booking_page"), booking_id)
     return JSONResponse(obj)
 
 
@@ -387,8 +400,10 @@ async def _admin_body(request: Request, c, who, model: type[BaseModel], *, sessi
     when `empty_ok`), the session or booking exists, and the key covers its booking page."""
     _admin(who)
     body = model() if empty_ok and not (await request.body()).strip() else await _parse(request, model)
-    page = _page_of_session(c, session_id)[1] if session_id is not None else _page_of_booking(c, booking_id)
-    _covers(who, page)
+    if session_id is not None:
+        _covers(who, _page_of_session(c, session_id)[1])
+    else:
+        _covers_booking(who, _page_of_booking(c, booking_id), booking_id)
     return body
 
 

@@ -252,6 +252,7 @@ def booking_context(c, owner: OwnerIdentity, booking_id: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     from models import Booking, LedgerEntry
+    from services.booking.ids import public_request_id
     from services.booking.views import PUBLIC_SESSION_STATUS, booking_view
     from services.lifecycle import money_position
 
@@ -263,7 +264,7 @@ def booking_context(c, owner: OwnerIdentity, booking_id: str) -> dict[str, Any]:
                                  .order_by(LedgerEntry.id)).scalars())
         history = stream.read_stream(db, owner, stream.StreamFilters(booking_id=booking_id), limit=200).rows
         reasons = {s.id: s.cancel_reason for s in booking.sessions}
-        page_slug, request_id = booking.page_slug, booking.request_id
+        page_slug, request_id = booking.page_slug, public_request_id(booking.request_id)
     now = c.clock()
     moved: dict[tuple[str, str], int] = {}  # (session id, kind) -> cents, succeeded movements only
     for e in ledger:

@@ -27,9 +27,9 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Activity, Booking, BookingRequest, TaskOutbox
 from ..availability import to_utc_iso
-from ..errors import Conflict
+from ..errors import Conflict, InvalidInput
 from ..money import format_amount
-from .ids import booking_id_for
+from .ids import MAX_KEY_LENGTH, booking_id_for, public_request_id, request_key
 from .request import BookingRequest as RequestModel, parse_request, plan_booking
 
 log = logging.getLogger("sessionpack.intake")
@@ -126,7 +126,7 @@ def record_reused(c, data: Any, exc: Conflict, *, task: str = "sessionpack.submi
 # -- accepting a request (the CLI, the HTTP API) ---------------------------------------------------
 
 
-def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
+def accept_booking_request(c, data: Any, *, source: str = "api", scope: str | None = None) -> Accepted:
     """Validate a booking request and store it with the task that publishes it, in one committed
     transaction; the task outbox sends it after the commit (or the sweep, later).
 
@@ -137,30 +137,39 @@ def accept_booking_request(c, data: Any, *, source: str = "api") -> Accepted:
     and rules here; owners' external calendars are the worker's to ask (no call leaves the process
     that answers). Nothing is stored when the request is refused, so it may be corrected and
     sent again with the same request_id, as with Stripe.
+
+    `scope` (an API key scoped to pages passes the request's page): the request_id is stored
+    under `<page>/<request_id>` (`ids.request_key`), a namespace of that page's own, so the key
+    can neither learn that another page used a request_id nor take one another page will use.
     """
     request, starts = parse_request(data)
     body = canonical_request(request, starts)
     fp = fingerprint(body)
-    booking_id = booking_id_for(request.request_id)
+    key = request_key(request.request_id, scope)
+    if len(key) > MAX_KEY_LENGTH:
+        room = MAX_KEY_LENGTH - len(key) + len(request.request_id)
+        raise InvalidInput("invalid_request", f"request_id: at most {room} characters with a key scoped to booking "
+                                              f"page {scope!r} (it is stored under the page's name); use a shorter one")
+    booking_id = booking_id_for(key)
     try:
         with c.uow() as uow:
-            status = _answer_repeat(uow.db, request.request_id, booking_id, fp, body)
+            status = _answer_repeat(uow.db, key, booking_id, fp, body)
             if status is not None:
                 return Accepted(booking_id, status, False)
             plan = plan_booking(uow.db, request, starts, now=c.clock())
             et, now = plan.offering.event_type, c.clock()
             uow.db.add(BookingRequest(
-                request_id=request.request_id, booking_id=booking_id, fingerprint=fp, source=source,
+                request_id=key, booking_id=booking_id, fingerprint=fp, source=source,
                 state="queued", body=body, price_cents=et.price_cents or 0, currency=et.currency or "USD",
                 publishes=1, created_at=now, published_at=now))
             uow.record("request.accepted", booking_id=booking_id, actor="customer",
                        request_id=request.request_id, source=source, sessions=len(starts))
-            uow.enqueue(START_BOOKING, request_id=request.request_id)
+            uow.enqueue(START_BOOKING, request_id=key)
             uow.commit()
     except IntegrityError:
         # The same request_id accepted concurrently (or straight from the broker): answer as a repeat.
         with c.read() as db:
-            status = _answer_repeat(db, request.request_id, booking_id, fp, body)
+            status = _answer_repeat(db, key, booking_id, fp, body)
         if status is None:
             raise
         return Accepted(booking_id, status, False)
@@ -290,7 +299,7 @@ def pending_object(db, row: BookingRequest) -> dict[str, Any]:
     from .views import activity_entry
 
     return {
-        "id": row.booking_id, "request_id": row.request_id, "status": "pending", "failure": None,
+        "id": row.booking_id, "request_id": public_request_id(row.request_id), "status": "pending", "failure": None,
         "booking_page": body.get("booking_page"), "event_type": body.get("event_type"),
         "customer": {"name": customer.get("name"), "email": customer.get("email"),
                      "timezone": customer.get("timezone", "UTC")},

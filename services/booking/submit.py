@@ -26,39 +26,43 @@ from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
 log = logging.getLogger("sessionpack.workflow")
 
 
-def submit_booking(c, data: Any) -> str | None:
+def submit_booking(c, data: Any, *, key: str | None = None) -> str | None:
     """Validate a request and hold all its slots, or record why it was refused.
 
     Returns the booking id (None for a request that cannot be answered: no usable request_id, or
     one already used for a different request, `request_id_reused`, recorded as
     `request.refused`). The same request always gives the same, single booking; the request is
     claimed in the intake (`booking_requests`) in the transaction that holds it.
+
+    `key`: the key the intake stored the request under (`ids.request_key`; `start_booking` passes
+    it), else the request_id itself (a request straight from the broker).
     """
     request_id = data.get("request_id") if isinstance(data, dict) else None
     try:
         request, starts = parse_request(data)
     except InvalidInput as exc:
         if isinstance(request_id, str) and 0 < len(request_id) <= 200 and "\x00" not in request_id:
-            return record_rejected(c, data, exc)
+            return record_rejected(c, data, exc, key=key)
         log.warning("booking request without a usable request_id refused: %s", exc.code)
         return None
 
     body = intake.canonical_request(request, starts)
     fp = intake.fingerprint(body)
-    booking_id = booking_id_for(request.request_id)
+    key = key or request.request_id
+    booking_id = booking_id_for(key)
     try:
         with c.uow() as uow:
-            if intake.check_repeat(uow.db, request.request_id, booking_id, fp, body) is not None:
+            if intake.check_repeat(uow.db, key, booking_id, fp, body) is not None:
                 return booking_id  # a repeated request: the first one made the booking
             try:
                 plan = plan_booking(uow.db, request, starts, now=c.clock(), extra_busy=c.busy_source)
                 _check_payments(c, plan)
             except ServiceError as exc:
                 uow.db.rollback()
-                return record_rejected(c, data, exc, parsed=(request, starts))
+                return record_rejected(c, data, exc, parsed=(request, starts), key=key)
             try:
-                intake.claim_request(uow.db, request.request_id, booking_id, fp)
-                _hold(c, uow, plan, booking_id)
+                intake.claim_request(uow.db, key, booking_id, fp)
+                _hold(c, uow, plan, booking_id, key)
                 uow.commit()
                 return booking_id
             except IntegrityError:
@@ -66,13 +70,13 @@ def submit_booking(c, data: Any) -> str | None:
                 # the same request_id won a race with itself (the intake's unique key).
                 uow.db.rollback()
         with c.uow() as uow:
-            if intake.check_repeat(uow.db, request.request_id, booking_id, fp, body) is not None:
+            if intake.check_repeat(uow.db, key, booking_id, fp, body) is not None:
                 return booking_id
             slot = conflicting_slot(uow.db, plan)
     except Conflict as exc:
         intake.record_reused(c, data, exc)
         return None
-    return record_rejected(c, data, slot_taken(slot), parsed=(request, starts))
+    return record_rejected(c, data, slot_taken(slot), parsed=(request, starts), key=key)
 
 
 def start_booking(c, request_id: str) -> str | None:
@@ -82,7 +86,7 @@ def start_booking(c, request_id: str) -> str | None:
     body = intake.queued_body(c, request_id)
     if body is None:
         return None
-    return submit_booking(c, body)
+    return submit_booking(c, body, key=request_id)
 
 
 def _names(page, et, owner) -> dict[str, Any]:
@@ -128,12 +132,12 @@ def _upsert_customer(db, customer) -> int:
     return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
 
 
-def _hold(c, uow, plan: BookingPlan, booking_id: str) -> Booking:
+def _hold(c, uow, plan: BookingPlan, booking_id: str, key: str) -> Booking:
     db, request, et = uow.db, plan.request, plan.offering.event_type
     customer_id = _upsert_customer(db, request.customer)
     price = et.price_cents or 0
     booking = Booking(
-        id=booking_id, request_id=request.request_id, status="pending", saga_step="authorize",
+        id=booking_id, request_id=key, status="pending", saga_step="authorize",
         page_slug=plan.offering.page.slug, event_type_id=et.id, event_type_slug=et.slug or None,
         owner_id=plan.offering.owner.id, customer_id=customer_id,
         customer_name=request.customer.name, customer_email=request.customer.email,
@@ -164,7 +168,7 @@ def _hold(c, uow, plan: BookingPlan, booking_id: str) -> Booking:
 
 
 def record_rejected(c, data: dict, exc: ServiceError, *,
-                    parsed: tuple[RequestModel, list] | None = None) -> str | None:
+                    parsed: tuple[RequestModel, list] | None = None, key: str | None = None) -> str | None:
     """A refused request becomes a `failed` booking that holds nothing, so `show` can say why.
 
     For a valid request (`parsed`, from `parse_request`: refused by the catalog or the slots, e.g. a slot taken
@@ -172,7 +176,8 @@ def record_rejected(c, data: dict, exc: ServiceError, *,
     nothing was charged. Returns the booking id, or None when the request_id belongs to a
     different request (`request_id_reused`, recorded as `request.refused`)."""
     request_id = data["request_id"]
-    booking_id = booking_id_for(request_id)
+    key = key or request_id
+    booking_id = booking_id_for(key)
     customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
     request = parsed[0] if parsed is not None else None
     body = intake.canonical_request(*parsed) if parsed is not None else None
@@ -183,13 +188,13 @@ def record_rejected(c, data: dict, exc: ServiceError, *,
 
     try:
         with c.uow() as uow:
-            if intake.check_repeat(uow.db, request_id, booking_id, fp, body) is not None:
+            if intake.check_repeat(uow.db, key, booking_id, fp, body) is not None:
                 return booking_id
-            intake.claim_request(uow.db, request_id, booking_id, fp)
+            intake.claim_request(uow.db, key, booking_id, fp)
             page = data.get("booking_page")
             names = _offering_names(uow.db, request) if request is not None else {}
             booking = Booking(
-                id=booking_id, request_id=request_id, status="failed", saga_step="done",
+                id=booking_id, request_id=key, status="failed", saga_step="done",
                 failure={"step": "validate", "code": exc.code, "message": exc.message},
                 page_slug=text(page, 64) or None, event_type_slug=text(data.get("event_type"), 64) or None,
                 customer_name=text(customer.get("name"), 200), customer_email=text(customer.get("email"), 320),

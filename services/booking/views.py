@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session as Db
 from models import Activity, Booking
 from ..availability import to_utc_iso
 from ..money import format_amount
+from .ids import public_request_id
 # The rendering view lives with notifications (calendar and reminders read it too); its names
 # stay importable from here for the lifecycle, the CLI and the web process.
 from ..notifications.booking_view import (active_meetings, booking_view, conferencing_info_url, ledger_totals,
@@ -47,7 +48,7 @@ def booking_object(db: Db, booking: Booking, settings, *, for_owner: bool = Fals
         select(Activity).where(Activity.booking_id == booking.id).order_by(Activity.id.desc())
     ).scalars()
     return {
-        "id": booking.id, "request_id": booking.request_id, "status": booking.status,
+        "id": booking.id, "request_id": public_request_id(booking.request_id), "status": booking.status,
         "failure": booking.failure, "booking_page": booking.page_slug,
         "event_type": booking.event_type_slug or None,
         "customer": {"name": booking.customer_name, "email": booking.customer_email,

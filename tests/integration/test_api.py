@@ -174,6 +174,53 @@ def test_page_scoped_keys(c, client, clock):
     assert r.status_code == 403
 
 
+def test_a_page_scoped_key_neither_sees_nor_blocks_another_pages_request_ids(c, client, db_backend, clock):
+    # A key scoped to one page has its own request_id namespace: it cannot learn that another page
+    # used a request_id (no 409, no 403 on the derived booking id), nor squat one another page's
+    # frontend (over the API, or on the broker / CLI path, which keeps the global namespace) uses.
+    from services.booking import submit_booking
+    from services.booking.ids import booking_id_for
+
+    configure(c)
+    coach = make_key(c, "coach-only", pages=["coach"])
+    other = make_key(c, "other-only", pages=["other"])
+    taken = dict(booking_request(slot(clock, days=3)), request_id="web-shared-1", booking_page="other")
+    global_id = submit_booking(c, taken)  # page other, straight from the broker
+    drain(c)
+    assert global_id == booking_id_for("web-shared-1")
+
+    unknown = client.get(f"/api/v1/bookings/{booking_id_for('web-never-used')}", headers=auth(coach))
+    probed = client.get(f"/api/v1/bookings/{global_id}", headers=auth(coach))
+    assert unknown.status_code == probed.status_code == 404
+    assert probed.json()["error"]["code"] == unknown.json()["error"]["code"] == "unknown_booking"
+
+    mine = dict(booking_request(slot(clock, days=4)), request_id="web-shared-1")
+    r = client.post("/api/v1/bookings", json=mine, headers=auth(coach))
+    assert r.status_code == 202, r.json()
+    coach_id = r.json()["booking_id"]
+    assert coach_id != global_id
+    again = client.post("/api/v1/bookings", json=mine, headers=auth(coach))  # idempotent in its namespace
+    assert again.status_code == 202 and again.json()["booking_id"] == coach_id
+    changed = dict(mine, customer={"name": "Kim", "email": "kim@example.org", "timezone": "UTC"})
+    assert client.post("/api/v1/bookings", json=changed, headers=auth(coach)).json()["error"]["code"] \
+        == "request_id_reused"
+
+    # the coach key used web-squat-1 first: the other page's frontends can still use it
+    squat = dict(booking_request(slot(clock, days=5)), request_id="web-squat-1")
+    assert client.post("/api/v1/bookings", json=squat, headers=auth(coach)).status_code == 202
+    theirs = dict(booking_request(slot(clock, days=5, hhmm="12:00")), request_id="web-squat-1", booking_page="other")
+    r = client.post("/api/v1/bookings", json=theirs, headers=auth(other))
+    assert r.status_code == 202, r.json()
+    assert submit_booking(c, dict(theirs, slots=slot(clock, days=6))) == booking_id_for("web-squat-1")
+    drain(c)
+
+    shown = client.get(f"/api/v1/bookings/{coach_id}", headers=auth(coach)).json()
+    assert shown["request_id"] == "web-shared-1" and shown["status"] == "confirmed"
+    assert shown["booking_page"] == "coach"
+    assert client.get(f"/api/v1/bookings/{r.json()['booking_id']}", headers=auth(other)).json()["status"] == "confirmed"
+    assert client.get(f"/api/v1/bookings/{global_id}", headers=auth(other)).json()["request_id"] == "web-shared-1"
+
+
 def test_manage_view_and_customer_changes(c, client, db_backend, clock):
     configure(c, n=2)
     key = make_key(c)
