@@ -23,18 +23,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def procfile_line(name: str) -> str:
+    """The command of the Procfile's `name:` line."""
+    for line in (PROJECT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(name)
+
+
 class WebProcess:
     """`uvicorn --factory web.app:create_app` on a free port (`env["PORT"]` when set)."""
 
-    def __init__(self, env: dict, log_path: Path):
-        self.env, self.log_path = env, log_path
+    def __init__(self, env: dict, log_path: Path, *, procfile: bool = False):
+        self.env, self.log_path, self.procfile = env, log_path, procfile
         self.port = int(env.get("PORT") or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
+    def _args(self) -> list[str]:
+        if not self.procfile:
+            return [str(BIN / "uvicorn"), "--factory", "web.app:create_app", "--host", "127.0.0.1",
+                    "--port", str(self.port)]
+        # The Procfile's own web line, through a shell as honcho runs it (on the loopback only).
+        line = procfile_line("web").replace("--host 0.0.0.0", "--host 127.0.0.1")
+        self.env = {**self.env, "PORT": str(self.port), "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"}
+        return ["sh", "-c", f"exec {line}"]
+
     def start(self, timeout: float = 30) -> "WebProcess":
-        args = [str(BIN / "uvicorn"), "--factory", "web.app:create_app", "--host", "127.0.0.1",
-                "--port", str(self.port)]
+        args = self._args()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=self.env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

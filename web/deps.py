@@ -10,5 +10,7 @@ def get_container(request: Request):
 
 
 def client_address(request: Request) -> str:
-    """The client's address as uvicorn saw it (behind a proxy: run uvicorn with --proxy-headers)."""
+    """The client's address as uvicorn gives it: with --proxy-headers (the Procfile's web line)
+    the X-Forwarded-For address when the connection comes from FORWARDED_ALLOW_IPS, else the
+    peer's own address (a header from anyone else is ignored)."""
     return request.client.host if request.client else "unknown"
