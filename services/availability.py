@@ -569,18 +569,22 @@ def _merge_busy(busy: Iterable[Sequence[datetime]]) -> list[list[datetime]]:
     return merged
 
 
-def check_slot(rules: SlotRules, start: datetime, *, now: datetime, busy: Sequence[Interval]) -> None:
+def check_slot(rules: SlotRules, start: datetime, *, now: datetime, busy: Sequence[Interval],
+               anytime: bool = False) -> None:
     """Raise the first reason `start` cannot be booked; return None when it can.
 
     Order: slot_in_past, slot_too_soon, slot_outside_availability, slot_off_grid, slot_unavailable
     (cheap and customer-fixable reasons first; the busy check last because it can change).
+    `anytime` is the administrator's move ("policies do not bind the admin"): minimum notice,
+    opening hours and the slot grid are skipped; the past and the owner's busy times never are.
     """
     start, now = _as_utc(start, "slot"), _as_utc(now, "now")
     _check_not_past(start, now)
-    _check_notice(rules, start, now)
-    day = start.astimezone(rules.zone).date()
-    _check_inside_hours(rules, start, day)
-    _check_on_grid(rules, start, day)
+    if not anytime:
+        _check_notice(rules, start, now)
+        day = start.astimezone(rules.zone).date()
+        _check_inside_hours(rules, start, day)
+        _check_on_grid(rules, start, day)
     _check_free(rules, start, busy)
 
 

@@ -74,7 +74,9 @@ def moved_cost(db, booking: Booking) -> int:
 def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | None, admin: bool, *,
                     window: bool = True) -> ReschedulePlan:
     """Authorize, check the customer's window on the session's current start (`window`), and the
-    new time like at booking (free, on the grid, inside hours, with notice). The admin pays no fee."""
+    new time like at booking (free, on the grid, inside hours, with notice). The admin pays no fee
+    and may move a session any time: outside the opening hours, off the grid, without notice, but
+    never into the past nor onto another booking (or the owner's busy time)."""
     booking, (session,) = load_authorized(db, c.settings.secret_key, [session_id], [token] if token else None,
                                           admin, action="reschedule", now=c.clock())
     new_start = parse_instant(new_start_iso, field="the new time (--to)")
@@ -90,7 +92,7 @@ def plan_reschedule(db, c, session_id: str, new_start_iso: str, token: str | Non
     block = block_of(rules, new_start)
     busy = owner_busy(db, owner, block[0] - timedelta(days=1), block[1] + timedelta(days=1),
                       extra=c.busy_source, exclude_session_ids=[session.id])
-    check_slot(rules, new_start, now=now, busy=busy)
+    check_slot(rules, new_start, now=now, busy=busy, anytime=admin)
     # The event type's per-day and per-week limits, exactly as a booking into that time would meet them.
     event_type = db.get(EventType, booking.event_type_id) if booking.event_type_id else None
     if event_type is not None:

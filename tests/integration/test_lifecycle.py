@@ -452,11 +452,29 @@ def test_reschedule_checks_the_new_time_like_at_booking(lc, db_backend, clock):
         "invalid_time": "tomorrow at ten",
         "same_time": first["start"],
     }
-    for code, to in cases.items():
-        assert refused(reschedule, lc, first, to, key=f"k-{code}", **ADMIN).code == code, code
+    for code, to in cases.items():  # the customer, with their token
+        assert refused(reschedule, lc, first, to, key=f"k-{code}").code == code, code
     # Overlapping its own old time is fine: the session does not block itself.
     reschedule(lc, first, iso(start + timedelta(minutes=30)), **ADMIN)
     assert show(lc, shown["id"])["sessions"][0]["start"] == iso(start + timedelta(minutes=30))
+
+
+def test_the_admin_moves_a_session_any_time_but_not_into_the_past_or_onto_a_booking(lc, db_backend, clock):
+    """The contract: policies do not bind the admin (issue 19: "the admin may pick any time")."""
+    shown = book(lc, clock, 3, buffer_after_minutes=30)
+    first, second, _ = shown["sessions"]
+    start = when(first["start"])
+    for n, to in enumerate((iso(start.replace(hour=4)),  # outside the opening hours
+                            iso(clock() + timedelta(minutes=30)),  # inside the minimum notice
+                            iso(start + timedelta(minutes=10)))):  # off the 30-minute grid
+        reschedule(lc, first, to, key=f"any-{n}", **ADMIN)
+        assert show(lc, shown["id"])["sessions"][0]["start"] == to
+    refusals = {"slot_in_past": iso(clock() - timedelta(hours=1)),
+                "slot_unavailable": second["start"],
+                # the second session's 30-minute buffer after it is the owner's busy time too
+                "slot_unavailable ": iso(when(second["start"]) + timedelta(minutes=70))}
+    for code, to in refusals.items():
+        assert refused(reschedule, lc, first, to, key=f"no-{to}", **ADMIN).code == code.strip(), code
 
 
 # -- idempotency ---------------------------------------------------------------------------------
