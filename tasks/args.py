@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError, field_validator
 
 from services.errors import InvalidInput, ServiceError
 from services.grants import GrantRefused, verify_grant
@@ -26,7 +26,7 @@ log = logging.getLogger("sessionpack.tasks.args")
 
 from services.lifecycle.requests import (  # noqa: E402  (the edge and the worker share the names)
     APPROVE_TASK as APPROVE, CANCEL_TASK as CANCEL, DECLINE_TASK as DECLINE, REFUND_TASK as REFUND,
-    RESCHEDULE_TASK as RESCHEDULE,
+    RESCHEDULE_TASK as RESCHEDULE, reserved_message, reserved_prefix,
 )
 
 SUBMIT = "sessionpack.submit_booking"
@@ -51,9 +51,19 @@ class TaskArgs(BaseModel):
     twice) and `grant`."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # The one internal change-id prefix this task's own change ids carry (approve: ap_, decline: dc_).
+    own_prefix: ClassVar[str | None] = None
     change_id: Key | None = None
     grant: GrantText | None = None
     actor: ActorText | None = None
+
+    @field_validator("change_id")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        prefix = reserved_prefix(value) if value is not None else None
+        if prefix is not None and prefix != cls.own_prefix:
+            raise ValueError(reserved_message(prefix))
+        return value
 
 
 class CancelArgs(TaskArgs):
@@ -92,11 +102,13 @@ class RefundArgs(TaskArgs):
 
 
 class ApproveArgs(TaskArgs):
+    own_prefix: ClassVar[str | None] = "ap_"
     booking_id: Id
     admin: StrictBool = True
 
 
 class DeclineArgs(TaskArgs):
+    own_prefix: ClassVar[str | None] = "dc_"
     booking_id: Id
     reason: Reason | None = None
     admin: StrictBool = True
@@ -163,7 +175,7 @@ def _describe(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown argument {where!r}")
         else:
-            problems.append(f"{where}: {err['msg']}")
+            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)
 
 

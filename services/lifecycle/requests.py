@@ -55,6 +55,20 @@ DECLINE_TASK = "sessionpack.decline_booking"
 
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 _KIND_PREFIX = {"approve": "ap_", "decline": "dc_"}
+# Prefixes of the change ids we make ourselves: `change_status` reads an approval or a decline
+# from its prefix, and a refund's change is keyed `rf-<refund_id>`; a caller's own change_id with
+# one of them would be misreported (or meet a refund's key), so it is refused.
+RESERVED_PREFIXES = ("ap_", "dc_", "rf-")
+
+
+def reserved_prefix(value: str) -> str | None:
+    """The internal prefix a caller's change id starts with (any case), if any."""
+    return next((p for p in RESERVED_PREFIXES if value[:len(p)].lower() == p), None)
+
+
+def reserved_message(prefix: str) -> str:
+    return (f"change_id must not start with {prefix!r}: ap_, dc_ and rf- are sessionpack's own change ids; "
+            "choose another change_id (or leave it out for a fresh one)")
 
 
 class ChangeId(str):
@@ -79,6 +93,9 @@ def _key(value: str | None, what: str, kind: str = "change") -> str:
     if not isinstance(value, str) or not _KEY.match(value):
         raise InvalidInput(f"invalid_{what}", f"{what} must be 1 to 80 letters, digits or . _ : - (it is the "
                                               "change's idempotency key)")
+    prefix = reserved_prefix(value) if what == "change_id" else None
+    if prefix is not None and prefix != _KIND_PREFIX.get(kind):  # an approval's own ap_ is its kind's
+        raise InvalidInput("invalid_request", reserved_message(prefix))
     return value
 
 
@@ -118,8 +135,8 @@ def request_cancel(c, session_ids: Sequence[str], *, tokens: Sequence[str] | Non
     actor = _actor(actor, admin)
     ids = [session_ids] if isinstance(session_ids, str) else list(session_ids or [])
     toks = ([tokens] if isinstance(tokens, str) else list(tokens)) if tokens else None
-    plan = preview_cancel(c, ids, toks, admin is True, refund, reason)
     key = _key(change_id, "change_id")
+    plan = preview_cancel(c, ids, toks, admin is True, refund, reason)
     _send(c, CANCEL_TASK, {"session_ids": ids, "booking_id": plan["booking_id"], "admin": True if admin is True else None,
                            "refund": bool(refund), "reason": reason, "change_id": key, "actor": actor},
           role="admin" if admin is True else "customer")
@@ -134,8 +151,8 @@ def request_reschedule(c, session_id: str, to: str, *, token: str | None = None,
     from .reschedule import preview_reschedule
 
     actor = _actor(actor, admin)
-    plan = preview_reschedule(c, session_id, to, token=token, admin=admin is True)
     key = _key(change_id, "change_id")
+    plan = preview_reschedule(c, session_id, to, token=token, admin=admin is True)
     _send(c, RESCHEDULE_TASK, {"session_id": session_id, "to": to, "booking_id": plan["booking_id"],
                                "admin": True if admin is True else None, "change_id": key, "actor": actor},
           role="admin" if admin is True else "customer")

@@ -160,6 +160,44 @@ def test_admin_as_a_string_is_refused_and_recorded(c, clock, admin):
     assert refused["booking_id"] == shown["id"] and refused["change"] == "t-admin"
 
 
+@pytest.mark.parametrize("change_id", ["ap_mine", "dc_mine", "rf-ticket-7", "AP_mine"])
+def test_a_caller_change_id_with_an_internal_prefix_is_refused(c, db_backend, clock, change_id):
+    # ap_/dc_ make change_status read the booking's approval, rf-<id> is a refund's key: a caller's
+    # change_id with one of them was misreported (a queued cancel said `done`), so it is refused
+    # at the edge and on the broker (under a genuine customer grant), with nothing queued or changed.
+    from services.errors import InvalidInput
+    from services.grants import make_grant
+
+    shown = book(c, clock)
+    s = shown["sessions"][0]
+    token = s["manage_url"].rsplit("/", 1)[-1]
+    with pytest.raises(InvalidInput) as err:
+        request_cancel(c, [s["id"]], tokens=[token], change_id=change_id)
+    assert err.value.code == "invalid_request" and "change_id" in err.value.message
+    with pytest.raises(InvalidInput):
+        request_reschedule(c, s["id"], shown["sessions"][1]["start"], token=token, change_id=change_id)
+    assert queued(c) == []
+    kwargs = {"session_ids": [s["id"]], "change_id": change_id}
+    kwargs["grant"] = make_grant(c.settings.secret_key, "sessionpack.cancel_sessions", kwargs, role="customer",
+                                 now=c.clock())
+    answer = run_public(c, "sessionpack.cancel_sessions", kwargs)
+    assert answer["error"]["code"] == "invalid_request" and "change_id" in answer["error"]["message"]
+    assert show(c, shown["id"])["sessions"][0]["status"] == "confirmed"
+    assert queued(c) == []
+
+
+def test_approve_and_decline_keep_their_own_prefixes(c, clock):
+    first = book(c, clock, mode="manual")
+    from services.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        request_approve(c, first["id"], change_id="dc_other")
+    change = request_approve(c, first["id"], change_id="ap_desk-1")
+    assert str(change) == "ap_desk-1"
+    drain(c)
+    assert change_status(c, first["id"], change)["state"] == "done"
+
+
 def test_approve_and_decline_through_the_edge(c, clock):
     first = book(c, clock, mode="manual")
     assert first["status"] == "awaiting_approval"

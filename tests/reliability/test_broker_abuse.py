@@ -201,6 +201,12 @@ def _raw_submit(ctx):
     wait_until(lambda: outcome(ctx.rig.c, booking_id)[0] not in ("pending", "missing"), 60, "the raw booking")
 
 
+def _change_id_internal_prefix(ctx):
+    # a genuine customer grant, but the change_id of an approval: change_status would misreport it
+    kwargs = {"session_ids": [ctx.session(1)["id"]], "change_id": "ap_mine"}
+    ctx.publish("sessionpack.cancel_sessions", kwargs=ctx.granted("sessionpack.cancel_sessions", kwargs, role="customer"))
+
+
 def _refund_replayed(ctx):
     message = ctx.granted("sessionpack.refund_booking", {"booking_id": ctx.booking["id"], "amount": "10.00",
                                                          "admin": True, "refund_id": "ticket-7"})
@@ -255,6 +261,7 @@ CASES: list[AbuseCase] = [
     AbuseCase("2", "cancel_sessions with an unknown is_admin:true", _cancel_unknown_key),
     AbuseCase("2", "cancel_sessions with a 1 MB reason", _cancel_huge_reason),
     AbuseCase("2", "cancel_sessions with positional arguments", _cancel_positional),
+    AbuseCase("2", "cancel_sessions, customer grant, change_id ap_ (an internal prefix)", _change_id_internal_prefix),
     AbuseCase("3", "customer cancel with a raw token (no argsrepr)", _raw_token_cancel, "allowed",
               _only_session_cancelled(1)),
     AbuseCase("3", "token reschedule retried after a Stripe 503", _token_reschedule_retried, "allowed",
