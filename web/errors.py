@@ -19,8 +19,13 @@ MESSAGES = {
 }
 
 
+def wants_json_path(path: str) -> bool:
+    """Whether an answer on this path is for a machine (the JSON API, incoming webhooks)."""
+    return path.startswith(("/api/", "/webhooks/"))
+
+
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith(("/api/", "/webhooks/"))
+    return wants_json_path(request.url.path)
 
 
 def error_page(request: Request, status: int):

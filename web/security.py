@@ -70,7 +70,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    return await _too_large(send)
+                    return await _too_large(scope, send)
         received = 0
         started = False
 
@@ -93,16 +93,32 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send)
+                await _too_large(scope, send)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send) -> None:
-    body = json.dumps({"error": {"code": "body_too_large",
-                                 "message": f"the request body is larger than {MAX_BODY_BYTES} bytes"}}).encode()
+TOO_LARGE_TEXT = (f"What you sent is larger than this site accepts ({MAX_BODY_BYTES // 1024} KB); nothing was "
+                  "changed. Go back, shorten the text you typed (a reason, for example) and send it again.")
+
+
+async def _too_large(scope, send) -> None:
+    """413: the JSON error object for machines (the API, incoming webhooks), the plain error page
+    for a browser (a form on the customer's or the owner's pages)."""
+    from .errors import wants_json_path
+
+    if wants_json_path(scope.get("path", "")):
+        body = json.dumps({"error": {"code": "body_too_large",
+                                     "message": f"the request body is larger than {MAX_BODY_BYTES} bytes"}}).encode()
+        content_type = b"application/json"
+    else:
+        from .templating import templates
+
+        body = templates.get_template("error.html").render(
+            title="Too large", text=TOO_LARGE_TEXT, status=413, page_title="Too large").encode()
+        content_type = b"text/html; charset=utf-8"
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -132,6 +132,25 @@ def test_oversized_bodies_are_refused_before_they_are_read(two, client):
     assert r.status_code == 413
 
 
+def test_a_form_too_large_gets_a_page_and_the_api_its_error_object(two, client):
+    # A browser posting a form on the customer's or the owner's pages reads an HTML page; the API
+    # (and the incoming webhooks) keep their JSON error object.
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for path in (f"/manage/{token}/cancel", "/owner/login"):
+        r = client.post(path, content=b"a=" + b"x" * 400_000, headers=form)
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), path
+        assert "<h1>Too large</h1>" in r.text and "nothing was changed" in r.text and "body_too_large" not in r.text
+        assert r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+    streamed = client.post("/owner/login", content=iter([b"a=" + b"x" * 200_000, b"x" * 200_000]), headers=form)
+    assert streamed.status_code == 413 and streamed.headers["content-type"].startswith("text/html")
+    key = make_key(c, "sizes-json")
+    for path in ("/api/v1/bookings", "/webhooks/stripe"):
+        r = client.post(path, headers=bearer(key), content=b"{" + b" " * 400_000 + b"}")
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", path
+
+
 # -- the HTTP API ------------------------------------------------------------------------------------
 
 
