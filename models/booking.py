@@ -132,3 +132,7 @@ class Meeting(Base):
     host_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock_now)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    # Tells the unit of work to insert a session before its meeting when both are new in one
+    # flush (a booking confirmed at once: services/booking/at_once.py); never loaded eagerly.
+    session: Mapped[Session] = relationship()

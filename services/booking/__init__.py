@@ -1,7 +1,7 @@
 """The booking workflow: request validation, the hold, the saga steps and their compensations.
 
 By phase: `submit` (validate and hold), `steps` (authorize, conferencing, capture), `confirm`
-(the pivot), `compensate` (failure and undo), `approval` (manual mode), `resume` (stalled
+(the pivot), `at_once` (hold, meetings and pivot in one transaction when no step calls out), `compensate` (failure and undo), `approval` (manual mode), `resume` (stalled
 bookings), sharing `saga` (step order, saga log). `request`, `ids` and `views` are the request's
 rules, the identifiers and the booking object. Dependencies point one way: booking uses
 conferencing, notifications and calendar; none of them imports booking.

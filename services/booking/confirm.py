@@ -22,10 +22,15 @@ def confirm_booking(c, booking_id: str, movement=None) -> None:
         booking = load_at_step(uow, booking_id, "capture")
         if booking is not None:
             confirm_within(c, uow, booking, movement)
+            uow.commit()
 
 
-def confirm_within(c, uow, booking: Booking, movement) -> None:
-    """`confirm_booking`'s work in the caller's transaction, which it commits."""
+def confirm_within(c, uow, booking: Booking, movement, *, done_before: tuple[str, ...] = ()) -> None:
+    """`confirm_booking`'s work in the caller's transaction, which the caller commits.
+
+    `done_before` are earlier steps done in this same transaction (the hold and the meetings of a
+    booking confirmed at once, services/booking/at_once.py): the saga log gets them in the same
+    single upsert as the pivot's own three."""
     booking_id, db = booking.id, uow.db
     # Held for the whole transaction: the ORM's identity map is weak, and without this reference
     # the view and the calendar check would each load the owner again (after an autoflush).
@@ -40,14 +45,13 @@ def confirm_within(c, uow, booking: Booking, movement) -> None:
     for s in booking.sessions:
         s.status = "confirmed"
     booking.status, booking.saga_step = "confirmed", "done"
-    mark_steps(db, booking_id, ("capture", "notify", "reminders"), "done")
     uow.record("booking.confirmed", booking_id=booking_id, sessions=len(booking.sessions))
     for s in booking.sessions:
         uow.record("session.confirmed", booking_id=booking_id, session_id=s.id, number=s.number,
                    start=to_utc_iso(s.start_at))
-    db.flush()
+    db.flush()  # before the saga log's Core upsert: a booking made in this transaction must exist
+    mark_steps(db, booking_id, (*done_before, "capture", "notify", "reminders"), "done")
     view = booking_view(db, booking, c.settings)
     queue_emails(uow, compose.booking_confirmed(view, now=c.clock()), booking_id=booking_id)
     plan_reminders(db, booking, booking.sessions, now=c.clock())
     request_sync(uow, booking_id, booking.owner_id)
-    uow.commit()

@@ -2,6 +2,8 @@
 saga log (`saga_steps`) and loading a booking at its step.
 
 The saga: hold -> authorize -> conferencing -> capture (pivot: confirm, notify, remind).
+A booking none of whose steps after the hold calls out (no price; no meetings, or a provider
+that makes them without an API) runs them all in the hold's transaction (`at_once`).
 Each step is a function of (container, booking_id) that a thin Celery task calls. The booking
 row carries the saga's next step (`saga_step`), and every step outcome is kept in `saga_steps`,
 so any worker can resume a booking and every step is safe to run twice: a step that finds the

@@ -110,16 +110,23 @@ def _provision_locally(uow, booking: Booking, provider) -> None:
     (Placeholders an earlier release left for a booking in flight are filled in, not duplicated.)"""
     existing = {m.session_id: m for m in uow.db.execute(
         select(Meeting).where(Meeting.session_id.in_([s.id for s in booking.sessions]))).scalars()}
+    make_local_meetings(uow, booking, provider, existing)
+    advance(uow, booking, "conferencing")
+    uow.commit()
+
+
+def make_local_meetings(uow, booking: Booking, provider, existing: dict[str, Meeting] | None = None) -> None:
+    """One meeting per session from a provider that makes no call out (`remote` False), made and
+    recorded in the caller's transaction; `existing` rows (by session id) are filled in."""
+    existing = existing or {}
     for s in booking.sessions:
         d = provider.create(meeting_request(booking, s))
         row = existing.get(s.id)
         if row is None:
-            row = Meeting(session_id=s.id)
+            row = Meeting(session_id=s.id, session=s)  # `session`: written after its new session
             uow.db.add(row)
         row.provider = d.provider
         _fill_meeting(uow, booking.id, row, d)
-    advance(uow, booking, "conferencing")
-    uow.commit()
 
 
 def _fill_meeting(uow, booking_id: str, row: Meeting, d) -> None:
@@ -140,6 +147,7 @@ def capture_payment(c, booking_id: str) -> None:
             return
         if not booking.price_cents:  # no money moves: the pivot is the confirmation alone
             confirm_within(c, uow, booking, None)
+            uow.commit()
             return
         key = money_key(booking_id, "capture")
         entry = uow.db.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).scalar_one_or_none()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from models import Booking, Customer, Session, db_now
@@ -19,6 +18,7 @@ from ..scheduling import resolve_offering
 from . import intake
 from ..payments import payment_unavailable, payments_available
 from .approval import await_approval
+from .at_once import NotAtOnce, confirm_at_hold, local_provider
 from .ids import booking_id_for, new_session_id
 from .request import BookingPlan, BookingRequest as RequestModel, conflicting_slot, parse_request, plan_booking, slot_taken
 from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
@@ -26,13 +26,16 @@ from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
 log = logging.getLogger("sessionpack.workflow")
 
 
-def submit_booking(c, data: Any, *, key: str | None = None) -> str | None:
+def submit_booking(c, data: Any, *, key: str | None = None, at_once: bool = True) -> str | None:
     """Validate a request and hold all its slots, or record why it was refused.
 
     Returns the booking id (None for a request that cannot be answered: no usable request_id, or
     one already used for a different request, `request_id_reused`, recorded as
     `request.refused`). The same request always gives the same, single booking; the request is
-    claimed in the intake (`booking_requests`) in the transaction that holds it.
+    claimed in the intake (`booking_requests`) in the transaction that holds it. A booking whose
+    remaining steps make no call out is confirmed in that transaction too (`at_once`, see
+    services/booking/at_once.py); if that part fails, everything is rolled back and the request
+    is held again for the step-by-step saga.
 
     `key`: the key the intake stored the request under (`ids.request_key`; `start_booking` passes
     it), else the request_id itself (a request straight from the broker).
@@ -62,7 +65,7 @@ def submit_booking(c, data: Any, *, key: str | None = None) -> str | None:
                 return record_rejected(c, data, exc, parsed=(request, starts), key=key)
             try:
                 intake.claim_request(uow.db, key, booking_id, fp)
-                _hold(c, uow, plan, booking_id, key)
+                _hold(c, uow, plan, booking_id, key, at_once=at_once)
                 uow.commit()
                 return booking_id
             except IntegrityError:
@@ -76,6 +79,9 @@ def submit_booking(c, data: Any, *, key: str | None = None) -> str | None:
     except Conflict as exc:
         intake.record_reused(c, data, exc)
         return None
+    except NotAtOnce as exc:  # rolled back when the unit of work ended
+        log.warning("booking %s: confirming at once failed (%s); held for the step-by-step saga", booking_id, exc)
+        return submit_booking(c, data, key=key, at_once=False)
     return record_rejected(c, data, slot_taken(slot), parsed=(request, starts), key=key)
 
 
@@ -127,12 +133,15 @@ def _upsert_customer(db, customer) -> int:
     insert = upsert(db)
     values = {"email": customer.email, "name": customer.name, "timezone": customer.timezone}
     now = db_now(db)
-    db.execute(insert(Customer).values(**values, updated_at=now).on_conflict_do_update(
-        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": now}))
-    return db.execute(select(Customer.id).where(Customer.email == customer.email)).scalar_one()
+    return db.execute(insert(Customer).values(**values, updated_at=now).on_conflict_do_update(
+        index_elements=["email"], set_={"name": customer.name, "timezone": customer.timezone, "updated_at": now})
+        .returning(Customer.id)).scalar_one()
 
 
-def _hold(c, uow, plan: BookingPlan, booking_id: str, key: str) -> Booking:
+def _hold(c, uow, plan: BookingPlan, booking_id: str, key: str, *, at_once: bool = True) -> Booking:
+    """The booking and its held sessions; then either the whole booking confirmed in this same
+    transaction (`confirm_at_hold`), or the saga's next step asked for (or, in manual mode, the
+    owner's approval)."""
     db, request, et = uow.db, plan.request, plan.offering.event_type
     customer_id = _upsert_customer(db, request.customer)
     price = et.price_cents or 0
@@ -151,12 +160,19 @@ def _hold(c, uow, plan: BookingPlan, booking_id: str, key: str) -> Booking:
         zip(plan.starts, plan.blocks, allocate(price, len(plan.starts))), start=1
     ):
         session_id = new_session_id()
-        db.add(Session(
+        # Through the collection, so `booking.sessions` is known without loading it back.
+        booking.sessions.append(Session(
             id=session_id, booking_id=booking_id, number=number, owner_id=booking.owner_id, status="held",
             start_at=start, end_at=start + plan.duration, block_start=block[0], block_end=block[1],
             relative_cost_cents=cost, uid=calendar_uid(session_id), sequence=0,
         ))
         uow.record("session.held", booking_id=booking_id, session_id=session_id, number=number, start=to_utc_iso(start))
+    provider = local_provider(c, et) if at_once else False
+    if provider is not False:
+        # One flush at the pivot writes every row in its final state (PostgreSQL checks the
+        # exclusion constraint there; an overlap raises IntegrityError as below).
+        confirm_at_hold(c, uow, booking, provider)
+        return booking
     db.flush()  # PostgreSQL checks the exclusion constraint here
     mark_step(db, booking_id, "hold", "done")
     if et.booking_mode == "manual":

@@ -52,9 +52,10 @@ def test_happy_path_confirms_every_session(container, db_backend, clock, n):
 
 def test_builtin_meetings_fill_in_placeholders_an_earlier_release_left(container, db_backend, clock):
     """A booking in flight during a deploy: the old two-transaction step had written `creating`
-    rows before the worker stopped; the one-transaction step fills them in (one row a session)."""
+    rows before the worker stopped; the one-transaction step fills them in (one row a session).
+    Held step by step (`at_once=False`), as that release held every booking."""
     apply_config(container, package_config(3))
-    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 3)))
+    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 3)), at_once=False)
     with container.session_factory() as db:
         for session in db.query(Session).filter_by(booking_id=booking_id):
             db.add(Meeting(session_id=session.id, provider="builtin", status="creating"))
@@ -206,7 +207,8 @@ def test_a_step_running_twice_at_once_confirms_once(container, db_backend, clock
     """Two copies of the capture step at once (a message redelivered while its first delivery
     still waits on a slow Stripe: seen once in the fault matrix as two `booking.confirmed`). The
     second copy waits on the booking's row lock and then finds the booking already confirmed.
-    Here the first copy is played by a connection that holds the lock and confirms the row."""
+    Here the first copy is played by a connection that holds the lock and confirms the row.
+    Held step by step (`at_once=False`): a free builtin booking is otherwise confirmed by its hold."""
     import threading
     import time
 
@@ -217,7 +219,7 @@ def test_a_step_running_twice_at_once_confirms_once(container, db_backend, clock
     from tests.support import claim_next_task, default_task_handlers
 
     apply_config(container, package_config(2))
-    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)))
+    booking_id = submit_booking(container, booking_request(daily_slots(clock() + timedelta(days=2), 2)), at_once=False)
     handlers = default_task_handlers()
     while (claimed := claim_next_task(container)) is not None and claimed[0] != "sessionpack.capture_payment":
         handlers[claimed[0]](container, **claimed[1])

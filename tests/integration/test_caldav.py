@@ -234,11 +234,13 @@ def test_an_unreachable_calendar_fails_safe(cal, radicale, clock):
 
 def test_calendar_down_at_confirmation_the_booking_stays_confirmed_and_catches_up(db_backend, cal, radicale, clock,
                                                                                    sync_failures):
-    def stop_before_capture(name, _kwargs):
-        if name == "sessionpack.capture_payment":
-            radicale.stop()  # validation saw the calendar; it goes down before the pivot
+    def stop_before_sync(name, _kwargs):
+        # Validation saw the calendar; it goes down before the sync (a free builtin booking is
+        # confirmed in its hold's transaction, so the sync is the first task after the pivot).
+        if name == SYNC:
+            radicale.stop()
 
-    booking = book(cal, daily_slots(first_day(clock), 5), on_task=stop_before_capture)
+    booking = book(cal, daily_slots(first_day(clock), 5), on_task=stop_before_sync)
     assert booking.status == "confirmed"
     assert [e.code for e in sync_failures] == ["calendar_unavailable"]
     [failed] = actions(cal, booking.id)
@@ -257,12 +259,12 @@ def test_calendar_down_at_confirmation_the_booking_stays_confirmed_and_catches_u
 
 
 def book_while_the_calendar_goes_down(c, radicale, clock, day_offset: int = 0) -> Booking:
-    """A booking confirmed while the (running) calendar went down before the pivot: its sync failed."""
-    def stop_before_capture(name, _kwargs):
-        if name == "sessionpack.capture_payment":
+    """A booking confirmed while the (running) calendar went down before its sync: the sync failed."""
+    def stop_before_sync(name, _kwargs):
+        if name == SYNC:
             radicale.stop()
 
-    booking = book(c, daily_slots(first_day(clock) + timedelta(days=day_offset), 5), on_task=stop_before_capture)
+    booking = book(c, daily_slots(first_day(clock) + timedelta(days=day_offset), 5), on_task=stop_before_sync)
     assert booking.status == "confirmed" and actions(c, booking.id)[-1].action == "calendar.sync_failed"
     return booking
 

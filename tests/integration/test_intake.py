@@ -95,7 +95,8 @@ def test_a_booking_made_before_the_intake_is_compared_by_its_details(c):
     with c.uow() as uow:  # as if made before the intake stored it
         uow.db.query(BookingRequest).delete()
         uow.commit()
-    assert intake.accept_booking_request(c, req) == (booking_id, "pending", False)
+    # confirmed already: a free builtin package is confirmed in its hold's transaction
+    assert intake.accept_booking_request(c, req) == (booking_id, "confirmed", False)
     with pytest.raises(Conflict):
         intake.accept_booking_request(c, dict(req, customer={"name": "Eve", "email": "eve@example.net"}))
 
