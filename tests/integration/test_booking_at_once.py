@@ -75,7 +75,7 @@ def test_a_failure_inside_the_merged_transaction_leaves_nothing_of_it(container,
     real = confirm_module.compose.booking_confirmed
     calls = []
 
-    def broken(view):
+    def broken(view, **_kwargs):
         calls.append(view)
         raise RuntimeError("template broken")
 
@@ -101,7 +101,7 @@ def test_a_failure_inside_the_merged_transaction_leaves_nothing_of_it(container,
 def test_a_failure_that_stays_fails_the_booking_as_before(container, db_backend, clock, monkeypatch):
     apply_config(container, package_config(N))
 
-    def broken(view):
+    def broken(view, **_kwargs):
         raise RuntimeError("template broken")
 
     monkeypatch.setattr(confirm_module.compose, "booking_confirmed", broken)
