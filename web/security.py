@@ -16,6 +16,9 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 DEFAULT_HEADERS = [(b"referrer-policy", b"same-origin")]
+# Sent when PUBLIC_BASE_URL is https (the site is reached over TLS): browsers then refuse plain
+# http for two years, so a manage link typed or followed as http:// is never sent in clear.
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 TOKEN_PATH_HEADERS = [(b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 # Large enough for any booking request or provider webhook, small enough to refuse a flood.
 MAX_BODY_BYTES = 256 * 1024
@@ -25,10 +28,22 @@ class SecurityHeaders:
     """Adds CSP, nosniff and frame denial to every HTTP response (a route's own values win).
     Every response also defaults to `Referrer-Policy: same-origin`; whatever answers on a path
     holding a secret (web.logs.is_token_path) gets `no-referrer` and `Cache-Control: no-store`
-    (token pages also set them themselves: web.templating.mark_token_page)."""
+    (token pages also set them themselves: web.templating.mark_token_page). When PUBLIC_BASE_URL
+    is https, every response carries Strict-Transport-Security (`https`: None reads the settings
+    on the first request, through the app's container)."""
 
-    def __init__(self, app):
+    def __init__(self, app, https: bool | None = None):
         self.app = app
+        self.https = https
+
+    def _hsts(self, scope) -> list:
+        if self.https is None:
+            try:
+                holder = scope["app"].state.container_holder
+                self.https = holder.get().settings.public_base_url.lower().startswith("https://")
+            except Exception:  # noqa: BLE001 - no container (a bare app in a test): no HSTS, ask again
+                return []
+        return [HSTS] if self.https else []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -37,7 +52,7 @@ class SecurityHeaders:
 
         # Whatever answers on a secret address (a page, its redirects, the API's manage calls, an
         # error from a middleware) is never cached and never leaks the address in a Referer.
-        extra = TOKEN_PATH_HEADERS if is_token_path(scope.get("path", "")) else DEFAULT_HEADERS
+        extra = (TOKEN_PATH_HEADERS if is_token_path(scope.get("path", "")) else DEFAULT_HEADERS) + self._hsts(scope)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":

@@ -482,3 +482,35 @@ def test_every_answer_on_a_secret_address_is_no_store_and_no_referrer(two, clien
         assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer", r.status_code
     # elsewhere the default stays
     assert client.get("/owner/login").headers["referrer-policy"] == "same-origin"
+
+
+def test_https_sites_send_hsts_and_every_answer_its_security_headers(two):
+    # PUBLIC_BASE_URL https: Strict-Transport-Security on every answer (pages, token pages, the
+    # API, errors, a 413); http (local development): none. CSP forbids framing and scripts,
+    # nosniff everywhere, and a token page never leaks its address in a Referer.
+    c, a, _ = two
+    token = make_manage_token(c.settings.secret_key, a["sessions"][0]["id"])
+    form = {"content-type": "application/x-www-form-urlencoded"}
+
+    def answers(client):
+        return {"manage": client.get(f"/manage/{token}"), "meeting": client.get(
+                    f"/meeting/{make_meeting_token(c.settings.secret_key, a['sessions'][0]['id'])}"),
+                "owner": client.get("/owner/login"), "api": client.get("/api/v1/bookings/bk_x"),
+                "unknown": client.get("/nothing-here"),
+                "too_large": client.post("/owner/login", content=b"a=" + b"x" * 400_000, headers=form)}
+
+    c.settings = c.settings.replace(public_base_url="https://book.example.com")
+    secure = answers(TestClient(create_app(c), base_url="https://testserver"))
+    assert [r.status_code for r in secure.values()] == [200, 200, 200, 401, 404, 413]
+    for name, r in secure.items():
+        assert r.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains", name
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], name
+        assert "default-src 'none'" in r.headers["content-security-policy"], name
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff", name
+    for name in ("manage", "meeting"):
+        assert secure[name].headers["referrer-policy"] == "no-referrer"
+        assert secure[name].headers["cache-control"] == "no-store"
+
+    c.settings = c.settings.replace(public_base_url="http://localhost:8000")
+    plain = answers(TestClient(create_app(c)))
+    assert all("strict-transport-security" not in r.headers for r in plain.values())
