@@ -144,6 +144,50 @@ def override_tasks(container, handlers: dict[str, Callable]) -> None:
     _OVERRIDES[id(container)] = (weakref.ref(container), {**current, **handlers})
 
 
+# The public tasks a frontend or the web process enqueues (not in the task registry).
+PUBLIC_TASKS = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
+                "sessionpack.approve_booking", "sessionpack.decline_booking")
+
+
+def run_public(c, name: str, kwargs: dict, task_id: str | None = None) -> dict:
+    """A public task's Celery body (its grant checked), in this process, on this container."""
+    import uuid
+
+    import tasks  # noqa: F401  (registers the tasks)
+    from core.wiring import set_container
+    from worker.app import app
+
+    set_container(c)
+    try:
+        return app.tasks[name].apply(kwargs=kwargs, task_id=task_id or uuid.uuid4().hex, throw=True).get()
+    finally:
+        set_container(None)
+
+
+def run_public_tasks_here(container, names=PUBLIC_TASKS, answers: list | None = None):
+    """Have `drain()` run these public tasks' real bodies when the container enqueues them,
+    each answer appended to `answers` when given. Returns the container."""
+    def body(name: str) -> Callable:
+        def run(c, **kwargs):
+            answer = run_public(c, name, kwargs)
+            if answers is not None:
+                answers.append(answer)
+            return answer
+        return run
+
+    override_tasks(container, {name: body(name) for name in names})
+    return container
+
+
+def on_localstripe(container, stripe_url: str, api_key: str):
+    """The container's Stripe client pointed at a reset localstripe. Returns the container."""
+    from services.devtools.localstripe import reset
+
+    reset(stripe_url)
+    container.settings = container.settings.replace(stripe_api_key=api_key, stripe_api_base=stripe_url)
+    return container
+
+
 def overridden_tasks(container) -> dict[str, Callable]:
     ref, handlers = _OVERRIDES.get(id(container), (None, {}))
     return handlers if ref is not None and ref() is container else {}

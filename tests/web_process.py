@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
-from tests.worker_process import BIN, PROJECT
+from tests.worker_process import BIN, PROJECT, start_process, stop_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -50,33 +48,21 @@ class WebProcess:
         return ["sh", "-c", f"exec {line}"]
 
     def start(self, timeout: float = 30) -> "WebProcess":
-        args = self._args()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, env=self.env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"web exited at start:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"web not answering after {timeout}s:\n{self.log()}")
+        self.proc = start_process(self._args(), self.env, self.log_path, "web", self._healthy, self.log, timeout)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process(self.proc, 15)
 
 
 def chromium_driver(width: int = 1280, height: int = 900):

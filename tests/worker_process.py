@@ -8,9 +8,38 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parent.parent
+
+
+def start_process(args: list[str], env: dict, log_path: Path, what: str, ready: Callable[[], bool],
+                  log: Callable[[], str], timeout: float) -> subprocess.Popen:
+    """Start `args` from the project directory in a session of its own (output appended to
+    `log_path`) and wait until `ready()`; RuntimeError with the log when it exits or times out."""
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(args, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited at start:\n{log()}")
+        if ready():
+            return proc
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{log()}")
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM the process's whole session; SIGKILL what is still there after `grace` seconds."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 class WorkerProcess:
@@ -27,17 +56,9 @@ class WorkerProcess:
             args += ["-B", "--schedule", str(self.log_path.parent / f"beat-{self.name}")]
         args += list(self.extra_args)
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, env=self.env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited at start:\n{self.log()}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()}")
+        self.proc = start_process(args, self.env, self.log_path, "worker", lambda: " ready." in self.log(),
+                                  self.log, timeout)
+        return self
 
     def log(self) -> str:
         if not self.log_path.exists():
@@ -53,12 +74,7 @@ class WorkerProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, 20)
 
 
 def cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 120) -> tuple[int, dict | None, str]:

@@ -4,50 +4,24 @@ on the spot, idempotent by request_id, 409 on a reused one), the customer's mana
 changes by token, admin actions, error objects, body size, rate limits, and the OpenAPI document."""
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services import apikeys
-from services.devtools.localstripe import reset, running_localstripe
 from services.tokens import make_manage_token
-from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
+from tests.support import (
+    apply_config, booking_request, daily_slots, drain, on_localstripe, package_config, run_public_tasks_here,
+)
 from web.app import create_app
 
 STRIPE_KEY = "sk_test_sessionpack_api"
-PUBLIC = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
-          "sessionpack.approve_booking", "sessionpack.decline_booking")
-
-
-def run_public(c, name: str, kwargs: dict) -> dict:
-    import tasks  # noqa: F401  (registers the tasks)
-    from core.wiring import set_container
-    from worker.app import app
-
-    set_container(c)
-    try:
-        return app.tasks[name].apply(kwargs=kwargs, task_id=uuid.uuid4().hex, throw=True).get()
-    finally:
-        set_container(None)
-
-
-@pytest.fixture(scope="module")
-def stripe_base():
-    with running_localstripe() as url:
-        yield url
 
 
 @pytest.fixture
-def c(container, stripe_base):
-    reset(stripe_base)
-    container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
-    handlers = {}
-    for name in PUBLIC:
-        handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
-    override_tasks(container, handlers)
-    return container
+def c(container, stripe_url):
+    return run_public_tasks_here(on_localstripe(container, stripe_url, STRIPE_KEY))
 
 
 def make_key(c, name="front", pages=(), admin=False) -> str:

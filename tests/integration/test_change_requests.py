@@ -5,7 +5,6 @@ messages without a valid grant (`request.refused`), and a change republished cha
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,50 +13,23 @@ from sqlalchemy import select
 from models import Activity, Booking, LedgerEntry, TaskOutbox
 from services.booking import submit_booking
 from services.booking.views import booking_object
-from services.devtools.localstripe import reset, running_localstripe
 from services.errors import OperationFailed
 from services.lifecycle.requests import (
     change_status, request_approve, request_cancel, request_decline, request_refund, request_reschedule,
 )
 from services.tokens import make_manage_token as make_token
-from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
+from tests.support import (
+    PUBLIC_TASKS as PUBLIC, apply_config, booking_request, daily_slots, drain, on_localstripe, package_config,
+    run_public, run_public_tasks_here,
+)
 
 STRIPE_KEY = "sk_test_sessionpack_grants"
-PUBLIC = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session", "sessionpack.refund_booking",
-          "sessionpack.approve_booking", "sessionpack.decline_booking")
-
-
-def run_public(c, name: str, kwargs: dict, task_id: str | None = None) -> dict:
-    """The public task's Celery body, in this process, on this container."""
-    import tasks  # noqa: F401
-    from worker.app import app
-    from core.wiring import set_container
-
-    set_container(c)
-    try:
-        return app.tasks[name].apply(kwargs=kwargs, task_id=task_id or uuid.uuid4().hex, throw=True).get()
-    finally:
-        set_container(None)
-
-
-@pytest.fixture(scope="module")
-def stripe_base():
-    with running_localstripe() as url:
-        yield url
 
 
 @pytest.fixture
-def c(container, stripe_base):
-    reset(stripe_base)
-    container.settings = container.settings.replace(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_base)
+def c(container, stripe_url):
     container.answers = []
-    handlers = {}
-    for name in PUBLIC:
-        handlers[name] = (lambda n: lambda cc, **kw: cc.answers.append(run_public(cc, n, kw)))(name)
-    handlers["sessionpack.approve_booking"] = lambda cc, **kw: cc.answers.append(
-        run_public(cc, "sessionpack.approve_booking", kw))
-    override_tasks(container, handlers)
-    return container
+    return run_public_tasks_here(on_localstripe(container, stripe_url, STRIPE_KEY), answers=container.answers)
 
 
 def book(c, clock, *, price="150.00", mode="automatic") -> dict:

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from services.payments import Authorization, MoneyMovement, PaymentGateway
 from services.tokens import make_token
-from tests.support import apply_config, booking_request, daily_slots, drain, override_tasks, package_config
+from tests.support import (  # run_public: the admin-actor tests take it from here
+    apply_config, booking_request, daily_slots, drain, package_config, run_public, run_public_tasks_here,  # noqa: F401
+)
 from web.app import create_app
 
 
@@ -57,29 +59,10 @@ def web(container):
     """The container with an in-memory gateway and the lifecycle's tasks known to drain()."""
 
     container.__dict__["payments"] = MemoryGateway()
-    handlers = {}
-    for name in PUBLIC_TASKS:  # the public tasks' real Celery bodies, with their grants checked
-        handlers[name] = (lambda n: lambda cc, **kw: run_public(cc, n, kw))(name)
-    override_tasks(container, handlers)
-    return container
+    return run_public_tasks_here(container, PUBLIC_TASKS)
 
 
 PUBLIC_TASKS = ("sessionpack.cancel_sessions", "sessionpack.reschedule_session")
-
-
-def run_public(c, name: str, kwargs: dict) -> dict:
-    """A public task's Celery body, in this process, on this container."""
-    import uuid
-
-    import tasks  # noqa: F401  (registers the tasks)
-    from core.wiring import set_container
-    from worker.app import app
-
-    set_container(c)
-    try:
-        return app.tasks[name].apply(kwargs=kwargs, task_id=uuid.uuid4().hex, throw=True).get()
-    finally:
-        set_container(None)
 
 
 def book_package(c, n: int = 3, price: str | None = "150.00", *, days: int = 3, hhmm: str = "10:00",
