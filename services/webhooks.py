@@ -69,6 +69,35 @@ USER_AGENT = "sessionpack-webhooks/1"
 PROCESS_SECRETS = frozenset({"SECRET_KEY", "DATABASE_URL", "BROKER_URL", "FLOWER_BASIC_AUTH"})
 
 
+def url_problem(url: Any) -> str | None:
+    """Why a webhook URL is refused, or None. Events carry customers' names, emails and meeting
+    details, so they travel over https only; plain http is allowed to a loopback host alone
+    (localhost, 127.0.0.0/8, ::1: a receiver on the same machine, tests, local development)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or len(url) > 2000:
+        return "must be an https URL (up to 2000 characters)"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "must be an https URL such as 'https://frontend.example.com/hooks/sessionpack'"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https URL such as 'https://frontend.example.com/hooks/sessionpack'"
+    if parts.scheme == "http":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host.lower() == "localhost"
+        if not loopback:
+            return ("must use https (events carry customers' names, emails and meeting details); "
+                    f"change it to 'https://{url[len('http://'):]}' and serve the endpoint over TLS "
+                    "(plain http is allowed only to localhost, 127.0.0.1 or [::1])")
+    return None
+
+
 def check_endpoints(endpoints: Any, where: str) -> list[str]:
     """Problems with a page's `webhooks` list (for `config apply`), each naming the setting."""
     problems: list[str] = []
@@ -85,8 +114,10 @@ def check_endpoints(endpoints: Any, where: str) -> list[str]:
         if unknown:
             problems.append(f"{at}: unknown setting(s) {', '.join(unknown)}; use url, secret_env and events")
         url = ep.get("url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2000:
-            problems.append(f"{at}.url must be an http(s) URL (up to 2000 characters), not {url!r}")
+        problem = url_problem(url)
+        if problem is not None:
+            shown = url if isinstance(url, str) and len(url) <= 200 else type(url).__name__
+            problems.append(f"{at}.url {problem}, not {shown!r}")
         env = ep.get("secret_env")
         if not isinstance(env, str) or not env or not (env[0].isalpha() or env[0] == "_") \
                 or not all(ch.isalnum() or ch == "_" for ch in env) or len(env) > 200:
@@ -249,6 +280,10 @@ def _post(row: WebhookDelivery, secret: str) -> None:
     """POST one event; raises on anything but a 2xx answer."""
     import requests
 
+    problem = url_problem(row.url)  # an endpoint stored before https was required is not sent in clear
+    if problem is not None:
+        raise RuntimeError(f"the endpoint's url {problem}; fix it in the configuration file and "
+                           "`sessionpack config apply`")
     body = row.body.encode("utf-8")
     resp = requests.post(row.url, data=body, timeout=TIMEOUT, allow_redirects=False, headers={
         "Content-Type": "application/json", "User-Agent": USER_AGENT,

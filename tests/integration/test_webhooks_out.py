@@ -219,6 +219,12 @@ def test_missing_secret_is_retried_not_sent_unsigned(hooked, clock, monkeypatch)
 @pytest.mark.parametrize("endpoint, needle", [
     ({"url": "https://x.example/h", "secret_env": "S", "events": ["booking.created"]}, "unknown event type 'booking.created'"),
     ({"url": "ftp://x.example/h", "secret_env": "S", "events": ["booking.confirmed"]}, ".url must be"),
+    ({"url": "http://frontend.example/h", "secret_env": "S", "events": ["booking.confirmed"]},
+     ".url must use https (events carry customers' names, emails and meeting details); change it to "
+     "'https://frontend.example/h'"),
+    ({"url": "http://10.0.0.5:8080/h", "secret_env": "S", "events": ["booking.confirmed"]}, "must use https"),
+    ({"url": "http://127.0.0.1.example/h", "secret_env": "S", "events": ["booking.confirmed"]}, "must use https"),
+    ({"url": "https:///nohost", "secret_env": "S", "events": ["booking.confirmed"]}, ".url must be an https URL"),
     ({"url": "https://x.example/h", "secret_env": "not a var", "events": ["booking.confirmed"]}, ".secret_env"),
     ({"url": "https://x.example/h", "secret_env": "S", "events": []}, ".events must list"),
     ({"url": "https://x.example/h", "secret": "S", "events": ["booking.confirmed"]}, "unknown setting"),
@@ -230,6 +236,27 @@ def test_config_apply_refuses_bad_webhooks(container, endpoint, needle):
         apply_config(container, cfg)
     assert err.value.exit_code == 2 and err.value.code == "config_invalid"
     assert needle in err.value.message and "booking_pages[0](coach).webhooks[0]" in err.value.message
+
+
+@pytest.mark.parametrize("url", ["https://frontend.example/h", "http://127.0.0.1:8080/hooks", "http://localhost/h",
+                                 "http://[::1]:9000/h", "HTTPS://Frontend.Example/h"])
+def test_config_apply_takes_https_and_loopback_http_webhooks(container, db_backend, url):
+    cfg = package_config(1)
+    cfg["booking_pages"][0]["webhooks"] = [{"url": url, "secret_env": "S", "events": ["booking.confirmed"]}]
+    apply_config(container, cfg)
+
+
+def test_an_http_endpoint_stored_earlier_is_not_sent_in_clear(hooked, clock):
+    apply_config(hooked, hooked_config(events=["booking.confirmed"]))
+    book(hooked, clock)
+    with hooked.uow() as uow:
+        uow.db.execute(WebhookDelivery.__table__.update().values(url="http://frontend.example/hooks",
+                                                                 status="pending", next_attempt_at=clock()))
+        uow.commit()
+    webhooks.deliver(hooked)  # the real sender, which refuses before connecting
+    with hooked.session_factory() as db:
+        row = db.execute(select(WebhookDelivery)).scalar_one()
+    assert row.status == "pending" and "must use https" in row.last_error
 
 
 def test_signature_scheme():
