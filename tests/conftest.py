@@ -92,3 +92,23 @@ def cli_env(tmp_path):
     env["SESSIONPACK_VAR_DIR"] = str(tmp_path / "var")
     env["SECRET_KEY"] = "test-secret-key-0123456789abcdef"
     return env
+
+
+@pytest.fixture(autouse=True)
+def _calendar_files_as_icalendar_builds_them(monkeypatch):
+    """Every calendar file a test makes in this process is parsed with icalendar and compared
+    with the file icalendar builds from the same events (the module writes them from a template):
+    same components, properties, parameters and values, same bytes."""
+    from services.notifications import ics
+    from tests.unit.ics_reference import assert_same_file, calendar
+
+    write = ics._calendar
+
+    def checked(view, sessions, audience, now, status, method):
+        sessions = list(sessions)
+        text = write(view, sessions, audience, now, status, method)
+        assert_same_file(text, calendar(view, sessions, audience, now, status, method))
+        return text
+
+    checked.unchecked = write  # for the one test of where the two differ on purpose
+    monkeypatch.setattr(ics, "_calendar", checked)

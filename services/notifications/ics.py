@@ -1,4 +1,4 @@
-"""Calendar files (RFC 5545 / iTIP) for a booking's sessions, built with the icalendar library.
+"""Calendar files (RFC 5545 / iTIP) for a booking's sessions, written from a template.
 
 Every session is its own VEVENT with a UID that stays the same for the session's whole life, so
 opening the package's file creates N separate events, and a later reschedule or cancellation
@@ -10,13 +10,20 @@ DTSTAMP, DTSTART, ORGANIZER, SUMMARY, UID and SEQUENCE and **no ATTENDEE** (3.2.
 REQUEST (3.2.2) and CANCEL (3.2.5) name the customer as ATTENDEE. DESCRIPTION and URL carry the
 recipient's own link: the session's manage link in the customer's file, the booking's page in the
 owner console in the owner's file (never a customer token).
+
+The files are written as text, field by field, instead of through the icalendar library's
+objects (which were 13 % of a booking's worker time): TEXT values escaped (RFC 5545 3.3.11),
+parameter values escaped (RFC 6868) and quoted, lines folded at 75 octets, CRLF. The output is
+the same, byte for byte, as icalendar 7 writes for these events (properties in its order:
+SUMMARY, DTSTART, DTEND, DTSTAMP, UID, SEQUENCE, then the rest alphabetically). The tests parse
+every file with icalendar and compare it with the file icalendar builds
+(tests/unit/ics_reference.py).
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Iterable
-
-from icalendar import Calendar, Event, vCalAddress, vText
 
 from .render import one_line, session_details
 from .views import BookingView, SessionView
@@ -24,16 +31,84 @@ from .views import BookingView, SessionView
 PRODID = "-//sessionpack//sessionpack 1.0//EN"
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+def _stamp(moment: datetime) -> str:
+    """A UTC DATE-TIME: 20260302T140000Z (seconds, no fraction)."""
+    u = moment.astimezone(timezone.utc)
+    return f"{u.year:04d}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}Z"
 
 
-def _address(email: str, name: str, **params: str) -> vCalAddress:
-    address = vCalAddress(f"mailto:{email}")
-    address.params["CN"] = vText(one_line(name))
-    for key, value in params.items():
-        address.params[key] = vText(value)
-    return address
+def _text(value: str) -> str:
+    """A TEXT value (RFC 5545 3.3.11): backslash, semicolon and comma escaped, every line break
+    (CRLF, LF or a lone CR) written as \\n."""
+    if not _TEXT_SPECIAL.search(value):
+        return value
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
+
+
+_TEXT_SPECIAL = re.compile(r"[\\;,\r\n]")
+_PARAM_SPECIAL = re.compile(r'[\^\r\n"]')
+_PARAM_QUOTE = re.compile("[,;:\u2019]")
+
+
+def _param(value: str, quote_also: str = "") -> str:
+    """A parameter value: RFC 6868 escapes (^^, ^n, ^'), double-quoted when it holds , ; : or a
+    right single quote, or (CN) a space or an apostrophe, as icalendar quotes them."""
+    escaped = value
+    if _PARAM_SPECIAL.search(value):
+        escaped = (value.replace("^", "^^").replace("\r\n", "^n").replace("\n", "^n").replace("\r", "^n")
+                   .replace('"', "^'"))
+    if _PARAM_QUOTE.search(escaped) or any(c in value for c in quote_also):
+        return f'"{escaped}"'
+    return escaped
+
+
+def _address(name: str, email: str, params: str = "") -> str:
+    """An ORGANIZER or ATTENDEE's parameters and value: 'CN="Dana Reyes":mailto:dana@example.com'.
+    `params` are further parameters (';CUTYPE=...'), sorted after CN as icalendar sorts them."""
+    if "\r" in email or "\n" in email:
+        raise ValueError(f"a calendar address may not contain CR or LF: {email!r}")
+    cn = _param(one_line(name), _CN_QUOTE_ALSO)
+    return f"CN={cn}{params}:mailto:{email}"
+
+
+_CN_QUOTE_ALSO = " '"
+
+
+def _fold(line: str) -> str:
+    """A content line folded as icalendar folds it: pieces of at most 74 octets joined by CRLF
+    and a space, never splitting a character, and never ending a piece with the backslash or
+    caret that starts an escape (it moves to the next piece)."""
+    if line.isascii():
+        if len(line) < 75:
+            return line
+        pieces, start, n = [], 0, len(line)
+        while n - start > 74:
+            end = start + 74
+            if line[end - 1] in "\\^":
+                end -= 1
+            pieces.append(line[start:end])
+            start = end
+        pieces.append(line[start:])
+        return "\r\n ".join(pieces)
+    if len(line.encode("utf-8")) < 75:
+        return line
+    pieces, current, count = [], [], 0
+    for char in line:
+        size = len(char.encode("utf-8"))
+        if current and count + size >= 75:
+            if len(current) > 1 and current[-1] in "\\^":
+                carried = current.pop()
+                pieces.append("".join(current))
+                current, count = [carried], 1
+            else:
+                pieces.append("".join(current))
+                current, count = [], 0
+        current.append(char)
+        count += size
+    if current:
+        pieces.append("".join(current))
+    return "\r\n ".join(pieces)
 
 
 def summary(view: BookingView, session: SessionView) -> str:
@@ -57,40 +132,43 @@ def link(session: SessionView, audience: str) -> str:
     return session.owner_url if audience == "owner" else session.manage_url
 
 
-def _event(view: BookingView, session: SessionView, audience: str, now: datetime, status: str,
-           method: str) -> Event:
-    event = Event()
-    event.add("uid", session.uid)
-    event.add("dtstamp", _utc(now))
-    event.add("dtstart", _utc(session.start))
-    event.add("dtend", _utc(session.end))
-    event.add("sequence", session.sequence)
-    event.add("summary", one_line(summary(view, session)))
-    event.add("status", status)
-    event.add("transp", "OPAQUE")
-    event.add("organizer", _address(view.owner_email, view.owner_name))
+def _event(view: BookingView, session: SessionView, audience: str, stamp: str, status: str,
+           method: str, organizer: str, attendee: str | None) -> list[str]:
+    lines = [
+        f"SUMMARY:{_text(one_line(summary(view, session)))}",
+        f"DTSTART:{_stamp(session.start)}",
+        f"DTEND:{_stamp(session.end)}",
+        f"DTSTAMP:{stamp}",
+        f"UID:{_text(session.uid)}",
+        f"SEQUENCE:{int(session.sequence)}",
+    ]
     if method != "PUBLISH":  # RFC 5546 3.2.1: ATTENDEE must not appear in a PUBLISH
-        event.add("attendee", _address(view.customer_email, view.customer_name,
-                                       ROLE="REQ-PARTICIPANT", CUTYPE="INDIVIDUAL"))
+        lines.append(attendee)
+    lines.append(f"DESCRIPTION:{_text(description(view, session, audience))}")
     meeting = session.meeting
     if meeting is not None and meeting.join_url:
-        event.add("location", meeting.join_url)
-    event.add("description", description(view, session, audience))
+        lines.append(f"LOCATION:{_text(meeting.join_url)}")
+    lines += [organizer, f"STATUS:{status}", "TRANSP:OPAQUE"]
     url = link(session, audience)
     if url:
-        event.add("url", url)
-    return event
+        lines.append(f"URL:{url}")
+    return ["BEGIN:VEVENT", *(_fold(line) for line in lines), "END:VEVENT"]
 
 
-def _calendar(method: str, events: Iterable[Event]) -> str:
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", method)
-    for event in events:
-        cal.add_component(event)
-    return cal.to_ical().decode("utf-8")
+def _calendar(view: BookingView, sessions: Iterable[SessionView], audience: str, now: datetime,
+              status: str, method: str) -> str:
+    stamp = _stamp(now)
+    organizer = f"ORGANIZER;{_address(view.owner_name, view.owner_email)}"
+    attendee = None
+    if method != "PUBLISH":
+        attendee = "ATTENDEE;" + _address(view.customer_name, view.customer_email,
+                                          ";CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT")
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN",
+             f"METHOD:{_text(method)}"]
+    for session in sessions:
+        lines += _event(view, session, audience, stamp, status, method, organizer, attendee)
+    lines.append("END:VCALENDAR\r\n")
+    return "\r\n".join(lines)
 
 
 def _sessions(view: BookingView, session_ids: Iterable[str]) -> list[SessionView]:
@@ -109,7 +187,7 @@ def publish_calendar(view: BookingView, audience: str = "customer", *, now: date
     """
     now = now or datetime.now(timezone.utc)
     active = [s for s in view.sessions if s.status == "confirmed"]
-    return _calendar("PUBLISH", (_event(view, s, audience, now, "CONFIRMED", "PUBLISH") for s in active))
+    return _calendar(view, active, audience, now, "CONFIRMED", "PUBLISH")
 
 
 def reschedule_calendar(view: BookingView, session_id: str, audience: str = "customer", *,
@@ -121,7 +199,7 @@ def reschedule_calendar(view: BookingView, session_id: str, audience: str = "cus
     """
     now = now or datetime.now(timezone.utc)
     (session,) = _sessions(view, [session_id])
-    return _calendar(method, [_event(view, session, audience, now, "CONFIRMED", method)])
+    return _calendar(view, [session], audience, now, "CONFIRMED", method)
 
 
 def cancel_calendar(view: BookingView, session_ids: Iterable[str], audience: str = "customer", *,
@@ -129,4 +207,4 @@ def cancel_calendar(view: BookingView, session_ids: Iterable[str], audience: str
     """METHOD:CANCEL, one VEVENT per cancelled session with STATUS:CANCELLED and its UID."""
     now = now or datetime.now(timezone.utc)
     sessions = _sessions(view, list(session_ids))
-    return _calendar("CANCEL", (_event(view, s, audience, now, "CANCELLED", "CANCEL") for s in sessions))
+    return _calendar(view, sessions, audience, now, "CANCELLED", "CANCEL")
