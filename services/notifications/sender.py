@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from services.errors import InvalidInput, PermanentError, TransientError
 
+from . import mime
 from .compose import EmailMessageSpec, valid_address
 from .render import one_line
 
@@ -107,25 +108,46 @@ def _attach(msg: EmailMessage, attachment: dict) -> None:
                            params=params)
 
 
+def _headers(spec: EmailMessageSpec, from_addr: str, now: datetime | None) -> list[tuple[str, object]]:
+    headers: list[tuple[str, object]] = [("From", sender_address(from_addr)),
+                                         ("To", _address(spec.to_name, spec.to_addr, "recipient"))]
+    if spec.reply_to:
+        headers.append(("Reply-To", _address("", spec.reply_to, "reply-to")))
+    headers += [
+        ("Subject", one_line(spec.subject)),
+        ("Date", format_datetime((now or datetime.now(timezone.utc)).astimezone(timezone.utc))),
+        ("Message-ID", one_line(spec.message_id)),
+        # Tells auto-responders (vacation replies) not to answer a machine.
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Sessionpack-Kind", one_line(spec.kind)),
+    ]
+    return headers
+
+
 def build_email(spec: EmailMessageSpec, from_addr: str, *, now: datetime | None = None) -> EmailMessage:
     """The MIME message for a spec: multipart/alternative (text, HTML), inside multipart/mixed
     when there are attachments. Message-ID is the spec's deterministic id."""
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = sender_address(from_addr)
-    msg["To"] = _address(spec.to_name, spec.to_addr, "recipient")
-    if spec.reply_to:
-        msg["Reply-To"] = _address("", spec.reply_to, "reply-to")
-    msg["Subject"] = one_line(spec.subject)
-    msg["Date"] = format_datetime(now or datetime.now(timezone.utc), usegmt=True)
-    msg["Message-ID"] = one_line(spec.message_id)
-    # Tells auto-responders (vacation replies) not to answer a machine.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Sessionpack-Kind"] = one_line(spec.kind)
+    for name, value in _headers(spec, from_addr, now):
+        msg[name] = value
     msg.set_content(spec.text)
     msg.add_alternative(spec.html, subtype="html")
     for attachment in spec.attachments:
         _attach(msg, attachment)
     return msg
+
+
+def email_bytes(spec: EmailMessageSpec, from_addr: str, *, now: datetime | None = None,
+                linesep: str = "\n") -> bytes:
+    """The message `build_email` makes, as bytes, written directly (services.notifications.mime)
+    when it has the notifications' shape, else by the email package. Both read back the same:
+    headers, parts, parameters and contents (tests/unit/test_mime.py)."""
+    headers = _headers(spec, from_addr, now)
+    data = mime.message_bytes([mime.header(name, value, POLICY) for name, value in headers], spec.text, spec.html,
+                              spec.attachments, POLICY, linesep=linesep)
+    if data is None:
+        data = build_email(spec, from_addr, now=now).as_bytes(policy=POLICY.clone(linesep=linesep))
+    return data
 
 
 # -- the file outbox -----------------------------------------------------------------------------
@@ -150,7 +172,7 @@ class FileOutboxSender(EmailSender):
         final = self.path_for(spec.message_id)
         if final.exists():
             return
-        data = build_email(spec, from_addr, now=self._now()).as_bytes()
+        data = email_bytes(spec, from_addr, now=self._now())
         try:
             self.outbox_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".", suffix=".tmp")
@@ -270,12 +292,17 @@ class SmtpSender(EmailSender):
                                  "check SMTP_URL and that the server is up") from exc
 
     def send(self, spec: EmailMessageSpec, from_addr: str) -> None:
-        msg = build_email(spec, from_addr, now=self._now())
-        envelope_from = msg["From"].addresses[0].addr_spec
+        envelope_from = sender_address(from_addr).addr_spec
+        to_addr = valid_address(spec.to_addr, "recipient")
+        now = self._now()
         with self._errors():
             client = self._connect()
             try:
-                client.send_message(msg, from_addr=envelope_from, to_addrs=[msg["To"].addresses[0].addr_spec])
+                if envelope_from.isascii() and to_addr.isascii():
+                    client.sendmail(envelope_from, [to_addr], email_bytes(spec, from_addr, now=now, linesep="\r\n"))
+                else:  # an internationalized address: the email package and SMTPUTF8
+                    client.send_message(build_email(spec, from_addr, now=now), from_addr=envelope_from,
+                                        to_addrs=[to_addr])
             finally:
                 _quit(client)
 
