@@ -78,9 +78,12 @@ def check_refundable(booking: Booking, position: MoneyPosition, amount: int) -> 
 
 
 def plan_refund(uow, booking: Booking, amount: int, change_key: str, *, actor: str, reason: str | None,
-                session_id: str | None = None) -> list[dict]:
+                session_id: str | None = None, notify: bool = False) -> list[dict]:
     """In the deciding transaction: the pending ledger row(s) of a refund and the activity entry,
-    and the task that sends it after commit. Returns the parts as [{"key", "intent_id"}]."""
+    and the task that sends it after commit. Returns the parts as [{"key", "intent_id"}].
+    `notify` (a manual refund): the customer is emailed once the refund has reached Stripe; it is
+    recorded on the change's `refund.requested` entry, where `send_refunds` reads it (a cancel's
+    refund is told in the cancellation email, a fee's in the refusal)."""
     if amount <= 0:
         return []
     position = money_position(uow.db, booking.id)
@@ -94,7 +97,7 @@ def plan_refund(uow, booking: Booking, amount: int, change_key: str, *, actor: s
         parts.append({"key": key, "intent_id": intent_id})
     uow.record("refund.requested", booking_id=booking.id, session_id=session_id, actor=actor,
                amount=format_amount(amount, booking.currency), currency=booking.currency, reason=reason,
-               change=change_key)
+               change=change_key, **({"notify_customer": True} if notify else {}))
     return parts
 
 
@@ -145,11 +148,16 @@ def send_refund(c, key: str, intent_id: str | None = None, *, booking_id: str | 
     return "succeeded"
 
 
-def send_refunds(c, booking_id: str, refunds: list[dict], notify: bool = False, change_key: str | None = None,
-                 reason: str | None = None) -> None:
+def send_refunds(c, booking_id: str, refunds: list[dict], notify: object = None, change_key: object = None,
+                 reason: object = None) -> None:
     """The task body: send every part of a change's refund, then (manual refunds) tell the
     customer once all of it has reached Stripe. A part Stripe refuses is marked failed and the
-    other parts still go; the first refusal is raised at the end."""
+    other parts still go; the first refusal is raised at the end.
+
+    The message names ledger rows only (`refunds`: their keys; amounts and intents come from the
+    rows). Whether the customer is told, under which change and why is read from the change's
+    record (`plan_refund`), never from the message: `notify`, `change_key` and `reason` are
+    accepted from messages queued by an older version and ignored."""
     refused = None
     refunds = [part for part in refunds if isinstance(part, dict) and isinstance(part.get("key"), str)]
     for part in refunds:
@@ -159,18 +167,38 @@ def send_refunds(c, booking_id: str, refunds: list[dict], notify: bool = False, 
             refused = refused or exc
     if refused is not None:
         raise refused
-    if notify:
-        _notify_refund(c, booking_id, [part["key"] for part in refunds], change_key, reason)
+    change = _notified_change(c, booking_id, [part["key"] for part in refunds])
+    if change is not None:
+        _notify_refund(c, booking_id, change)
 
 
-def _notify_refund(c, booking_id: str, keys: list[str], change_key: str, reason: str | None) -> None:
+def _notified_change(c, booking_id: str, keys: list[str]) -> str | None:
+    """The change whose refund rows these are, when its record asks for the customer to be told."""
+    from models import Activity
+
+    if not keys:
+        return None
+    with c.read() as db:
+        requested = db.execute(select(Activity.details).where(
+            Activity.booking_id == booking_id, Activity.action == "refund.requested")).scalars().all()
+    for details in requested:
+        change = (details or {}).get("change")
+        if (details or {}).get("notify_customer") is True and isinstance(change, str) \
+                and all(_keys_of_change(booking_id, change, k) for k in keys):
+            return change
+    return None
+
+
+def _notify_refund(c, booking_id: str, change_key: str) -> None:
     from ..booking.views import booking_view
     from ..notifications import compose
     from ..notifications.outbox import queue_emails
 
-    if not isinstance(change_key, str) or not all(_keys_of_change(booking_id, change_key, k) for k in keys):
-        return  # keys that are not this change's (a forged message): no email
     with c.uow() as uow:
+        # Every refund row of the change, from the ledger (not the message's list).
+        keys = [k for k in uow.db.execute(select(LedgerEntry.idempotency_key).where(
+            LedgerEntry.booking_id == booking_id, LedgerEntry.kind == "refund")).scalars()
+            if _keys_of_change(booking_id, change_key, k)]
         entries = [entry_by_key(uow.db, key) for key in keys]
         if not entries or any(e is None or e.status != "succeeded" or e.booking_id != booking_id for e in entries):
             return
@@ -185,24 +213,29 @@ def _notify_refund(c, booking_id: str, keys: list[str], change_key: str, reason:
 
 def resend_stale_refunds(c, older_than: timedelta) -> int:
     """The sweep: send again every refund still pending after `older_than` (its task gave up or
-    was lost). `send_refund` finds one that reached Stripe, so nothing is refunded twice."""
+    was lost). `send_refund` finds one that reached Stripe, so nothing is refunded twice; a
+    manual refund's customer is then told, as its task would have (once per change)."""
     cutoff = c.clock() - older_than
     with c.read() as db:
-        stale = db.execute(select(LedgerEntry.idempotency_key, LedgerEntry.target_id).where(
+        stale = db.execute(select(LedgerEntry.idempotency_key, LedgerEntry.target_id, LedgerEntry.booking_id).where(
             LedgerEntry.kind == "refund", LedgerEntry.status == "pending", LedgerEntry.target_id.is_not(None),
             LedgerEntry.updated_at < cutoff)).all()
-    for key, intent_id in stale:
+    for key, intent_id, booking_id in stale:
         try:
             send_refund(c, key, intent_id)
         except PermanentError:
-            pass  # recorded as failed by send_refund
+            continue  # recorded as failed by send_refund
+        change = _notified_change(c, booking_id, [key])
+        if change is not None:
+            _notify_refund(c, booking_id, change)
     return len(stale)
 
 
-def enqueue_refund(uow, booking_id: str, parts: list[dict], **extra) -> None:
-    """Ask for the refund parts to be sent once the deciding transaction has committed."""
+def enqueue_refund(uow, booking_id: str, parts: list[dict]) -> None:
+    """Ask for the refund parts to be sent once the deciding transaction has committed (the
+    message names the rows; everything else is read from the ledger and the change's record)."""
     if parts:
-        uow.enqueue(SEND_REFUNDS, booking_id=booking_id, refunds=parts, **extra)
+        uow.enqueue(SEND_REFUNDS, booking_id=booking_id, refunds=parts)
 
 
 # -- fees ---------------------------------------------------------------------------------------

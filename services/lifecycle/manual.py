@@ -44,7 +44,8 @@ def refund_booking(c, booking_id: str, amount_text, admin: bool = True, reason: 
             if isinstance(booking_id, str) and begin_change(uow, change_key, booking_id=booking_id):
                 return {"booking_id": booking_id, "change_key": change_key, "replayed": True}
             booking, amount = check_refund(uow.db, booking_id, amount_text, admin)
-            parts = plan_refund(uow, booking, amount, change_key, actor=actor_of(admin, actor), reason=reason)
-            enqueue_refund(uow, booking.id, parts, notify=True, change_key=change_key, reason=reason)
+            parts = plan_refund(uow, booking, amount, change_key, actor=actor_of(admin, actor), reason=reason,
+                                notify=True)
+            enqueue_refund(uow, booking.id, parts)
             uow.commit()
             return {"booking_id": booking.id, "amount_cents": amount, "change_key": change_key, "replayed": False}

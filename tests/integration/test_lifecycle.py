@@ -15,7 +15,7 @@ import pytest
 import stripe
 from sqlalchemy import select
 
-from models import Activity, Booking, LedgerEntry, Meeting, OutboxEmail, Payment, Reminder, Session
+from models import Activity, Booking, LedgerEntry, Meeting, OutboxEmail, Payment, Reminder, Session, TaskOutbox
 from services import lifecycle
 from services.booking import submit_booking
 from services.booking.views import booking_object
@@ -535,6 +535,37 @@ def test_a_refund_task_run_twice_or_killed_after_stripe_refunds_once(paid, clock
     assert ledger(paid, shown["id"])[-1] == ("refund", 2500, "succeeded")
     assert show(paid, shown["id"])["refunded"] == "25.00"
     assert lifecycle.reconcile(paid)["ok"] is True
+
+
+def test_send_refunds_reads_who_is_told_from_the_change_not_the_message(paid, db_backend, clock, raw):
+    # Internal tasks trust no argument but ids (issue 16): a forged send_refunds naming a
+    # cancellation's refund with notify/change_key/reason of its own emails nobody; a manual
+    # refund's customer is told once, because the refund's own record says so.
+    from models import Activity
+
+    shown = book(paid, clock, 3, "150.00")
+    cancel(paid, [shown["sessions"][0]], key="chg-cancel-1")
+    with paid.session_factory() as db:
+        key, = db.execute(select(LedgerEntry.idempotency_key).where(LedgerEntry.kind == "refund")).one()
+    before = emails(paid, shown["id"])
+    lifecycle.send_refunds(paid, shown["id"], [{"key": key, "intent_id": "pi_forged"}], notify=True,
+                           change_key="chg-cancel-1", reason="forged")
+    drain(paid)
+    assert emails(paid, shown["id"]) == before and "refund_issued_customer" not in before
+
+    lifecycle.refund_booking(paid, shown["id"], "10.00", reason="goodwill", change_key="rf-desk-1")
+    with paid.session_factory() as db:
+        outbox = db.execute(select(TaskOutbox.kwargs).where(TaskOutbox.task_name == lifecycle.SEND_REFUNDS)
+                            .order_by(TaskOutbox.id.desc())).scalars().first()
+        requested = db.execute(select(Activity.details).where(Activity.action == "refund.requested")
+                               .order_by(Activity.id.desc())).scalars().first()
+    assert set(outbox) == {"booking_id", "refunds"}  # ids only: nothing else to trust
+    assert requested["change"] == "rf-desk-1" and requested["notify_customer"] is True
+    drain(paid)
+    # The message again, as if redelivered with notify false: told once all the same.
+    lifecycle.send_refunds(paid, shown["id"], outbox["refunds"], notify=False)
+    assert emails(paid, shown["id"]).count("refund_issued_customer") == 1
+    assert stripe_refunds(raw, intent_of(paid, shown["id"])) == [1000, 2500]
 
 
 def test_the_sweep_sends_a_refund_whose_task_was_lost(paid, clock, raw):
