@@ -12,6 +12,7 @@ error) gives up: refused as `reschedule_failed`, its fee refunded (services/life
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from typing import Any, Callable
 
@@ -101,6 +102,10 @@ def _internal(name: str):
 
     run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
     run.__doc__ = fn.__doc__
+    # The body's own parameters (after the container): a message with others is refused before it
+    # runs (worker/task_base.py), not a TypeError inside it.
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    run.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params])
     return app.task(name=name, **TASK)(run)
 
 

@@ -69,7 +69,7 @@ def make_app(settings: Settings | None = None) -> Celery:
     # Redacted task reprs (tokens, grants, names, emails hidden; the booking id shown) on every
     # message sent and every message received, whoever sent it: worker/redaction.py.
     app = Celery("sessionpack", include=["tasks"], amqp="worker.redaction:RedactingAMQP",
-                 task_cls="worker.redaction:RedactingTask")
+                 task_cls="worker.task_base:SessionpackTask")
     if settings is not None:
         app.conf.update(celery_config(settings))
     else:

@@ -150,6 +150,18 @@ def _send_refunds_forged(ctx):
         "refunds": [{"key": capture_key, "intent_id": intent}, {"key": "made-up", "intent_id": intent}]})
 
 
+def _send_refunds_unknown_argument(ctx):
+    with ctx.rig.c.session_factory() as db:
+        capture_key = db.execute(select(LedgerEntry.idempotency_key).where(
+            LedgerEntry.booking_id == ctx.booking["id"], LedgerEntry.kind == "capture")).scalar_one()
+    ctx.publish("sessionpack.send_refunds", kwargs={"booking_id": ctx.booking["id"], "amount_cents": 15000,
+                                                    "refunds": [{"key": capture_key}]})
+
+
+def _capture_with_intent(ctx):
+    ctx.publish("sessionpack.capture_payment", kwargs={"booking_id": ctx.booking["id"], "intent_id": "pi_forged"})
+
+
 def _compensate_confirmed(ctx):
     ctx.publish("sessionpack.compensate_booking", kwargs={"booking_id": ctx.booking["id"]})
 
@@ -256,6 +268,8 @@ CASES: list[AbuseCase] = [
     AbuseCase("1", "finish_cancellation of confirmed sessions", _finish_cancellation_confirmed, "ignored"),
     AbuseCase("1", "send_refunds with a key and intent of the message", _send_refunds_forged, "ignored"),
     AbuseCase("1", "compensate_booking of a confirmed booking", _compensate_confirmed, "ignored"),
+    AbuseCase("1", "send_refunds with an unknown amount_cents argument", _send_refunds_unknown_argument),
+    AbuseCase("1", "capture_payment with an intent_id of the message", _capture_with_intent),
     AbuseCase("2", "cancel_sessions admin:\"false\", no token", _cancel_admin_false),
     AbuseCase("2", "reschedule_session admin:\"no\"", _reschedule_admin_no),
     AbuseCase("2", "cancel_sessions with an unknown is_admin:true", _cancel_unknown_key),
