@@ -112,6 +112,12 @@ class Container:
                 .returning(TaskOutbox.id, TaskOutbox.task_name, TaskOutbox.kwargs)
             ).all()
             db.commit()
+        return self.send_claimed(claimed)
+
+    def send_claimed(self, claimed) -> int:
+        """Send task-outbox rows already claimed (dispatched_at set), as (id, task name, kwargs);
+        a row the broker refuses is released (dispatched_at cleared) for the sweep. Returns how
+        many were sent."""
         sent, failed = 0, []
         for row_id, task_name, kwargs in sorted(claimed):
             try:

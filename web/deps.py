@@ -4,8 +4,12 @@ from __future__ import annotations
 from fastapi import Request
 
 
-def get_container(request: Request):
-    """The app's container (FastAPI dependency): `c = Depends(get_container)`."""
+async def get_container(request: Request):
+    """The app's container (FastAPI dependency): `c = Depends(get_container)`.
+
+    Async because it never blocks (after the first request, which builds the container): FastAPI
+    runs a plain `def` dependency in the thread pool, a hand-off to a thread and back on every
+    request of every route for what is an attribute read."""
     return request.app.state.container_holder.get()
 
 

@@ -98,16 +98,19 @@ def check_repeat(db, request_id: str, booking_id: str, fp: str, body: dict[str, 
 def _answer_repeat(db, request_id: str, booking_id: str, fp: str, body: dict[str, Any]) -> str | None:
     """The status to answer a repeated request_id with, None for a new one; `request_id_reused`
     when the stored request differs."""
-    row = db.get(BookingRequest, request_id)
-    booking = db.get(Booking, booking_id)
-    if row is not None:
-        if row.fingerprint != fp:
+    # One round trip for the common case, a new request (neither row exists): the stored
+    # fingerprint and the booking's status as two scalar subqueries, no ORM objects loaded.
+    stored_fp, status = db.execute(select(
+        select(BookingRequest.fingerprint).where(BookingRequest.request_id == request_id).scalar_subquery(),
+        select(Booking.status).where(Booking.id == booking_id).scalar_subquery())).one()
+    if stored_fp is not None:
+        if stored_fp != fp:
             raise reused(request_id)
-        return booking.status if booking is not None else "pending"
-    if booking is not None:
-        if not _same_as_booking(booking, body):
+        return status or "pending"
+    if status is not None:
+        if not _same_as_booking(db.get(Booking, booking_id), body):
             raise reused(request_id)
-        return booking.status
+        return status
     return None
 
 
@@ -164,7 +167,17 @@ def accept_booking_request(c, data: Any, *, source: str = "api", scope: str | No
                 publishes=1, created_at=now, published_at=now))
             uow.record("request.accepted", booking_id=booking_id, actor="customer",
                        request_id=request.request_id, source=source, sessions=len(starts))
-            uow.enqueue(START_BOOKING, request_id=key)
+            # The publication's task-outbox row is written already claimed (dispatched_at set)
+            # and sent by this process right after the commit: no second transaction (a pool
+            # checkout, its ping, an UPDATE and a COMMIT) just to claim it, as uow.enqueue's
+            # dispatch would. A send the broker refuses releases the row to the outbox sweep (and
+            # `publish_again`); a process that dies between commit and send leaves the request to
+            # the request sweep (`republish_unclaimed`), which publishes it after its grace.
+            publication = TaskOutbox(task_name=START_BOOKING, kwargs={"request_id": key},
+                                     dispatched_at=now if c.celery_app is not None else None)
+            uow.db.add(publication)
+            uow.db.flush()
+            claimed = [(publication.id, START_BOOKING, {"request_id": key})] if c.celery_app is not None else []
             uow.commit()
     except IntegrityError:
         # The same request_id accepted concurrently (or straight from the broker): answer as a repeat.
@@ -173,6 +186,8 @@ def accept_booking_request(c, data: Any, *, source: str = "api", scope: str | No
         if status is None:
             raise
         return Accepted(booking_id, status, False)
+    if claimed:
+        c.send_claimed(claimed)
     return Accepted(booking_id, "pending", True)
 
 
