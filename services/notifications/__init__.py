@@ -1,1 +1,2 @@
-"""Emails (Jinja2 templates), calendar files (icalendar), the outbox and the reminder schedule."""
+"""Emails (Jinja2 templates, MIME), calendar files (RFC 5545, from a template), the outbox and the
+reminder schedule."""

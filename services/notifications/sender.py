@@ -1,9 +1,11 @@
 """Delivering composed emails: the `EmailSender` interface, SMTP and the file outbox.
 
 `build_email` turns a spec into a MIME message (multipart/alternative text + HTML, calendar files
-attached); every header is built through `email.headerregistry`, and names and subjects are
-collapsed to one line first, so nothing a customer typed can add a header. Senders raise
-`TransientError` when trying again later may work and `PermanentError` when it never will.
+attached); `email_bytes`, what the senders send, writes the same message as bytes directly
+(services/notifications/mime.py: headers that are plain one-line ASCII as they are, every other
+header through `email.headerregistry`). Names and subjects are collapsed to one line first, so
+nothing a customer typed can add a header. Senders raise `TransientError` when trying again later
+may work and `PermanentError` when it never will.
 """
 from __future__ import annotations
 
