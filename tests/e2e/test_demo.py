@@ -95,8 +95,11 @@ def test_an_interrupted_demo_stops_what_it_started(tmp_path):
     is safe and the test no longer depends on when the signal lands."""
     err_path = tmp_path / "demo.err"
     with open(err_path, "w") as err:
+        # SIGINT back to its default in the child: a shell that started pytest in the background
+        # (`cmd &`) hands it SIGINT ignored, and the demo would then never see this Ctrl-C.
         proc = subprocess.Popen([str(BIN / "sessionpack"), "demo"], cwd=tmp_path, env=demo_env(),
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + DEMO_TIMEOUT
         while "      request demo-" not in err_path.read_text():
