@@ -19,7 +19,7 @@ from . import intake
 from ..payments import payment_unavailable, payments_available
 from .approval import await_approval
 from .at_once import NotAtOnce, confirm_at_hold, local_provider
-from .ids import booking_id_for, new_session_id
+from .ids import KEY_SEPARATOR, booking_id_for, new_session_id
 from .request import BookingPlan, BookingRequest as RequestModel, conflicting_slot, parse_request, plan_booking, slot_taken
 from .saga import TASK_FOR_STEP, mark_step, next_step, upsert
 
@@ -45,6 +45,12 @@ def submit_booking(c, data: Any, *, key: str | None = None, at_once: bool = True
         request, starts = parse_request(data)
     except InvalidInput as exc:
         if isinstance(request_id, str) and 0 < len(request_id) <= 200 and "\x00" not in request_id:
+            if key is None and KEY_SEPARATOR in request_id:
+                # No valid request_id holds the separator of a page-scoped key (`<page>/<id>`):
+                # recorded under it, this refusal would take that page's request_id (its
+                # frontend's first use of it answered request_id_reused). Refused, no booking.
+                intake.record_reused(c, data, exc)
+                return None
             return record_rejected(c, data, exc, key=key)
         log.warning("booking request without a usable request_id refused: %s", exc.code)
         return None

@@ -288,3 +288,18 @@ def test_the_cli_wait_nudges_until_the_publication_is_sent(c):
 
     assert wait_for(c, "bk_unknown", 2.5, lambda b: True, nudge=nudge) is None
     assert len(calls) == 2  # about once a second, and not again once it succeeded
+
+
+def test_a_garbled_broker_message_cannot_take_a_page_scoped_request_id(c):
+    """'/' separates a page-scoped key's namespace (`<page>/<request_id>`); a request_id never
+    holds one. A refused message from the broker whose request_id does ('coach/web-1') must not
+    be recorded under that key: the page's own frontend would then be answered request_id_reused
+    for its first use of web-1."""
+    squat = {"request_id": "coach/web-1", "booking_page": "coach"}  # invalid: no customer, no slots
+    assert submit_booking(c, squat) is None
+    with c.session_factory() as db:
+        assert db.get(BookingRequest, "coach/web-1") is None
+        assert db.get(Booking, booking_id_for("coach/web-1")) is None
+    assert [r[2] for r in _refusals(c)] == ["invalid_request"]  # the refusal is still recorded
+    answer = intake.accept_booking_request(c, _request(c, request_id="web-1"), scope="coach")
+    assert answer.created and answer.booking_id == booking_id_for("coach/web-1")
