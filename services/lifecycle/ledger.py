@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from models import Booking, LedgerEntry, Payment
+from models.messaging import change_index
 
 from ..errors import OperationFailed, PermanentError
 from ..money import display_amount, format_amount
@@ -181,11 +182,18 @@ def _notified_change(c, booking_id: str, keys: list[str]) -> str | None:
     with c.read() as db:
         requested = db.execute(select(Activity.details).where(
             Activity.booking_id == booking_id, Activity.action == "refund.requested")).scalars().all()
+    # The entry holds a change key over 80 characters as its digest (models.messaging.change_index;
+    # a refund_id of 78-80 makes one), so the change is named by the keys and found by its index.
+    base = refund_key(booking_id, "")
+    rest = keys[0][len(base):] if keys[0].startswith(base) else ""
+    candidates = [rest, *([rest.rsplit(".", 1)[0]] if rest.rsplit(".", 1)[-1].isdigit() else [])]
     for details in requested:
-        change = (details or {}).get("change")
-        if (details or {}).get("notify_customer") is True and isinstance(change, str) \
-                and all(_keys_of_change(booking_id, change, k) for k in keys):
-            return change
+        recorded = (details or {}).get("change")
+        if (details or {}).get("notify_customer") is not True or not isinstance(recorded, str):
+            continue
+        for change in candidates:
+            if change and change_index(change) == recorded and all(_keys_of_change(booking_id, change, k) for k in keys):
+                return change
     return None
 
 
