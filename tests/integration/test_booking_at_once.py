@@ -164,3 +164,25 @@ def test_manual_mode_still_waits_for_the_owner(container, db_backend, clock, mod
     ran = drain(container)
     assert "sessionpack.provision_conferencing" in ran and "sessionpack.capture_payment" in ran
     assert state(container, booking_id)["status"] == "confirmed"
+
+
+def test_which_bookings_are_confirmed_at_once():
+    """Only when nothing after the hold calls out: no price, automatic mode, and no meetings or
+    a provider that makes them without an API (a provider that is not configured is left to the
+    conferencing step, which fails the booking with `conferencing_unavailable`)."""
+    from types import SimpleNamespace
+
+    from services.booking.at_once import local_provider
+
+    local, remote = SimpleNamespace(remote=False), SimpleNamespace(remote=True)
+    c = SimpleNamespace(conferencing={"builtin": local, "jitsi": local, "zoom": remote})
+
+    def et(provider="builtin", price=0, mode="automatic"):
+        return SimpleNamespace(conferencing_provider=provider, price_cents=price, booking_mode=mode)
+
+    assert local_provider(c, et()) is local and local_provider(c, et("jitsi")) is local
+    assert local_provider(c, et("none")) is None
+    assert local_provider(c, et("zoom")) is False
+    assert local_provider(c, et("webex")) is False  # not configured
+    assert local_provider(c, et(price=15000)) is False
+    assert local_provider(c, et(mode="manual")) is False
