@@ -186,3 +186,42 @@ def test_which_bookings_are_confirmed_at_once():
     assert local_provider(c, et("webex")) is False  # not configured
     assert local_provider(c, et(price=15000)) is False
     assert local_provider(c, et(mode="manual")) is False
+
+
+@pytest.mark.parametrize("db_backend", ["postgres"])
+def test_two_copies_of_the_hold_message_at_once_make_one_booking(container, db_backend, clock):
+    """A message redelivered while its first delivery is still running: both copies read no
+    booking and plan it; a held table lock makes both reach their first write together. The
+    intake's unique key lets one commit; the other rolls back and answers the same booking."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    apply_config(container, package_config(N))
+    request = booking_request(slots(clock))
+    answers = []
+    with container.engine.connect() as holder:
+        holder.execute(text("LOCK TABLE booking_requests IN SHARE ROW EXCLUSIVE MODE"))
+        copies = [threading.Thread(target=lambda: answers.append(submit_booking(container, dict(request))))
+                  for _ in range(2)]
+        for t in copies:
+            t.start()
+        time.sleep(1.0)
+        assert all(t.is_alive() for t in copies), "the copies did not wait for the lock"
+        holder.commit()
+    for t in copies:
+        t.join(20)
+    booking_id = booking_id_for_request(request)
+    assert answers == [booking_id, booking_id]
+    s = state(container, booking_id)
+    assert s["status"] == "confirmed" and s["meetings"] == N
+    assert s["activity"].count("booking.confirmed") == 1 and s["activity"].count("session.held") == N
+    assert s["emails"] == ["booking_confirmed_customer", "booking_confirmed_owner"]
+    assert s["tasks"] == ["sessionpack.send_emails"]
+
+
+def booking_id_for_request(request: dict) -> str:
+    from services.booking.ids import booking_id_for
+
+    return booking_id_for(request["request_id"])
