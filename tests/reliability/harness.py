@@ -553,12 +553,12 @@ class Postgres:
                 conn.close()
                 engine.dispose()
 
-    def waiting(self) -> int:
-        """Backends of our database waiting for a lock."""
+    def waiting(self, query_like: str = "%") -> int:
+        """Backends of our database waiting for a lock, running a statement LIKE `query_like`."""
         with self.engine.connect() as conn:
             return conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock'"),
-                {"db": self.name}).scalar_one()
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = :db AND wait_event_type = 'Lock' "
+                "AND query LIKE :like"), {"db": self.name, "like": query_like}).scalar_one()
 
     def terminate_others(self, keep: int | None = None) -> int:
         """Drop every connection to our database but this one and `keep` (the lock holder)."""

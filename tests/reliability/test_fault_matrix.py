@@ -493,8 +493,8 @@ class WorkerRig:
     def check(self) -> list[str]:
         return check_invariants(self.c, stripe=self.stripe_base, provider_peer=self.zoom)
 
-    def worker_waits_for_lock(self, timeout: float = 20) -> None:
-        wait_until(lambda: self.pg.waiting() >= 1, timeout, "the worker to wait for the table lock")
+    def worker_waits_for_lock(self, timeout: float = 20, query_like: str = "%") -> None:
+        wait_until(lambda: self.pg.waiting(query_like) >= 1, timeout, "the worker to wait for the table lock")
 
     def close(self):
         if self.worker:
@@ -536,6 +536,10 @@ SLOW_STRIPE = {"authorize": INTENT_CREATE, "capture": CAPTURE}
 RECORDING_TABLE = {"hold": "sessions", "authorize": "payments", "conferencing": "meetings",
                    "capture": "ledger_entries", "confirm": "outbox_emails"}
 LOCK_MODE = {"sessions": "SHARE ROW EXCLUSIVE", "outbox_emails": "EXCLUSIVE"}  # writes wait, reads do not
+# The statement of the step that waits for the lock: beat's outbox sweep (every 2 s here) also
+# waits on outbox_emails with its claiming UPDATE, and catching the sweep instead of the step made
+# the confirm rows flaky (the dropped connection was the sweep's, so the step never retried).
+WAITING_STATEMENT = {"confirm": "INSERT INTO outbox_emails%"}
 STEPS = ("hold", "authorize", "conferencing", "capture", "confirm")
 
 
@@ -561,14 +565,14 @@ def _catch_mid_step(rig: WorkerRig, step: str, then) -> int:
     if step in ("hold", "confirm"):  # no peer call of its own: the table lock holds it
         with rig.pg.locked(table, mode) as holder:
             booking_id = rig.submit()
-            rig.worker_waits_for_lock()
+            rig.worker_waits_for_lock(query_like=WAITING_STATEMENT.get(step, "%"))
             then(holder)
         return booking_id
     _slow_peer(rig, step, 2.0)
     booking_id = rig.submit()
     _peer_reached(rig, step)
     with rig.pg.locked(table, mode) as holder:
-        rig.worker_waits_for_lock()
+        rig.worker_waits_for_lock(query_like=WAITING_STATEMENT.get(step, "%"))
         then(holder)
     return booking_id
 
