@@ -47,6 +47,18 @@ def log(msg: str) -> None:
 # -- the environment --------------------------------------------------------------------------------
 
 
+
+def send_noop_chains(app, task: str, n: int, length: int, mark: str) -> None:
+    """Publish n chains of `length` immutable calls of the no-op `task`; the last of each gets
+    `mark`, the Redis counter it increments when it runs."""
+    from celery import chain
+
+    with app.producer_or_acquire() as producer:
+        for _ in range(n):
+            sigs = [app.signature(task, immutable=True) for _ in range(length - 1)]
+            sigs.append(app.signature(task, kwargs={"mark": mark}, immutable=True))
+            chain(*sigs).apply_async(producer=producer)
+
 class Bench:
     """A fresh database (migrated) + a flushed Redis database + the env of a real worker."""
 
@@ -195,16 +207,9 @@ class Bench:
 
     def run_chains(self, n: int, length: int, *, timeout: float = 150.0, poll: float = 0.02) -> dict:
         """Send n bare chains of `length` no-op tasks at once; wait until every last task ran."""
-        from celery import chain
-
-        app = self.app
         key = f"bench:chains:{time.time_ns()}"
         t0 = time.perf_counter()
-        with app.producer_or_acquire() as producer:
-            for _ in range(n):
-                sigs = [app.signature("bench.noop", immutable=True) for _ in range(length - 1)]
-                sigs.append(app.signature("bench.noop", kwargs={"mark": key}, immutable=True))
-                chain(*sigs).apply_async(producer=producer)
+        send_noop_chains(self.app, "bench.noop", n, length, key)
         sent = time.perf_counter() - t0
         deadline = t0 + timeout
         while int(self.redis.get(key) or 0) < n:
