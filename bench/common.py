@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases of the benchmarks (the tests use 11 and 12). Benchmarks that share a number
 # must not run at the same time; `Bench` refuses to start when another live run holds it.
-REDIS_DB = {"throughput": 13, "scaleout": 13, "latency": 14, "growth": 15}
+REDIS_DB = {"throughput": 13, "scaleout": 13, "latency": 14, "growth": 15, "bare_chain": 10}
 MARKER = "sessionpack-bench-owner"
 
 if str(PROJECT) not in sys.path:
@@ -57,7 +57,7 @@ def send_noop_chains(app, task: str, n: int, length: int, mark: str) -> None:
         for _ in range(n):
             sigs = [app.signature(task, immutable=True) for _ in range(length - 1)]
             sigs.append(app.signature(task, kwargs={"mark": mark}, immutable=True))
-            chain(*sigs).apply_async(producer=producer)
+            chain(*sigs, app=app).apply_async(producer=producer)
 
 class Bench:
     """A fresh database (migrated) + a flushed Redis database + the env of a real worker."""

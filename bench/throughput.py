@@ -17,6 +17,7 @@ import argparse
 import os
 import statistics
 
+from bench.bare_chain import plain_chain_rates
 from bench.common import (Bench, Profiler, RESULTS, cpu_delta, cpu_snapshot, log, machine, package_requests,
                           profile_summary, report, summarize_runtimes)
 
@@ -81,6 +82,13 @@ def main(argv=None) -> None:
         bench.apply_config(package_config(SESSIONS))
         worker = bench.start_worker(concurrency=args.concurrency)
         r = measure(bench, worker, args.bookings, args.chains)
+        # The same chains on a plain Celery app (no redacting classes), in this run, after the
+        # bookings: the service's own app makes its no-op tasks pay what every task of ours pays.
+        log(f"plain Celery app: 2 x {args.chains // 2} chains of {CHAIN_LENGTH} no-op tasks")
+        plain = plain_chain_rates(args.chains // 2, rounds=2, concurrency=args.concurrency)
+        r["plain_chains"] = plain
+        r["plain_chains_per_s"] = statistics.fmean(plain)
+        r["ratio_plain"] = r["bookings_per_s"] / r["plain_chains_per_s"]
         profile = None
         if args.profile:
             log(f"profiling a further {args.bookings} bookings with py-spy (not timed)")
@@ -98,6 +106,10 @@ def main(argv=None) -> None:
         ("  (two chain runs)", " / ".join(f"{c['per_second']:.1f}" for c in r["chains"])),
         ("ratio bookings / chains", r["ratio"]),
         ("target", f">= {TARGET}: {'met' if r['ratio'] >= TARGET else 'MISSED'}"),
+        (f"plain Celery app chains of {CHAIN_LENGTH} / s", r["plain_chains_per_s"]),
+        ("  (two plain runs)", " / ".join(f"{x:.1f}" for x in r["plain_chains"])),
+        ("ratio bookings / plain chains", r["ratio_plain"]),
+        ("target (plain)", f">= {TARGET}: {'met' if r['ratio_plain'] >= TARGET else 'MISSED'}"),
     ]
     tables = [("task runtimes during the booking phase (from the worker log)", r["task_runtimes"]),
               ("CPU ms per booking / per chain, by process (from /proc; other load on the machine excluded)",
