@@ -13,6 +13,8 @@ so the failing step runs again as its own task, with its retries and compensatio
 """
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from models import Booking
 from .confirm import confirm_within
 from .steps import make_local_meetings
@@ -41,8 +43,6 @@ def local_provider(c, et):
 def confirm_at_hold(c, uow, booking: Booking, provider) -> None:
     """Meetings, then the pivot, in the hold's transaction (not committed here). Any error but
     the hold's own IntegrityError (a slot taken meanwhile) is raised as `NotAtOnce`."""
-    from sqlalchemy.exc import IntegrityError
-
     try:
         if provider is not None:
             make_local_meetings(uow, booking, provider)
